@@ -1,0 +1,26 @@
+"""Provider codecs: one pure module per provider behind the :class:`Provider` interface.
+
+``get_provider("apimart" | "toapis" | "minimax")`` returns the shared, stateless codec instance.
+"""
+
+from __future__ import annotations
+
+from ._base import MODEL, Provider, map_status_word
+from .apimart import Apimart
+from .minimax import Minimax
+from .toapis import Toapis
+
+__all__ = ["MODEL", "PROVIDERS", "Apimart", "Minimax", "Provider", "Toapis", "get_provider", "map_status_word"]
+
+PROVIDERS: dict[str, Provider] = {p.name: p for p in (Apimart(), Toapis(), Minimax())}
+"""Every built-in provider by name."""
+
+
+def get_provider(name: str) -> Provider:
+    """The codec for ``name``; raises :class:`~hailuo_async.InvalidRequestError` for an unknown name."""
+    provider = PROVIDERS.get(name.strip().lower()) if isinstance(name, str) else None
+    if provider is None:
+        from .._exceptions import InvalidRequestError
+
+        raise InvalidRequestError("provider", name, "one of " + ", ".join(sorted(PROVIDERS)))
+    return provider

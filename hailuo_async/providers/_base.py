@@ -1,0 +1,385 @@
+"""The codec interface every provider implements, and what the three share.
+
+A codec is pure: it builds :class:`~hailuo_async._http.HttpRequest` values and reads
+:class:`~hailuo_async._http.HttpResponse` values, raising only the library's exceptions. The engine calls it;
+the transport carries what it builds.
+"""
+
+from __future__ import annotations
+
+import abc
+import re
+import uuid
+from collections.abc import Mapping
+from typing import Any, ClassVar, TypeVar
+
+import msgspec
+
+from .._exceptions import (
+    APIError,
+    AuthenticationError,
+    BadRequestError,
+    ContentPolicyError,
+    DecodeError,
+    InsufficientBalanceError,
+    InvalidRequestError,
+    RateLimitError,
+    ServerError,
+    UnexpectedRedirectError,
+)
+from .._http import HttpRequest, HttpResponse, parse_retry_after, redact
+from .._models import FrameKind, GenerationRequest, TaskState, TaskStatus, frame_kind
+
+__all__ = ["MODEL", "Provider", "map_status_word"]
+
+MODEL = "MiniMax-Hailuo-02"
+
+_T = TypeVar("_T")
+
+# Status words seen across the providers and their documentation drift (providers.md, "Mapping status words").
+# Matched case-insensitively; any other word means "keep polling".
+_STATUS_WORDS: dict[str, TaskState] = {
+    **dict.fromkeys(
+        ("submitted", "pending", "queued", "queueing", "preparing", "starting", "in_queue", "waiting"),
+        TaskState.QUEUED,
+    ),
+    **dict.fromkeys(("processing", "in_progress", "running", "generating"), TaskState.RUNNING),
+    **dict.fromkeys(("completed", "success", "succeeded", "succeed", "done", "finished"), TaskState.COMPLETED),
+    **dict.fromkeys(
+        ("failed", "fail", "failure", "error", "cancelled", "canceled", "expired", "rejected"), TaskState.FAILED
+    ),
+}
+
+
+def map_status_word(word: str) -> TaskState | None:
+    """The common state for a provider's status word, or ``None`` when the word is unknown."""
+    return _STATUS_WORDS.get(word.strip().lower())
+
+
+class _ErrorObject(msgspec.Struct):
+    code: int | str | None = None
+    message: str | None = None
+    type: str | None = None
+
+
+class _BaseResp(msgspec.Struct):
+    status_code: int | str | None = None
+    status_msg: str | None = None
+
+
+class _ErrorBody(msgspec.Struct):
+    error: _ErrorObject | str | None = None
+    message: str | None = None
+    msg: str | None = None
+    code: int | str | None = None
+    request_id: str | None = None
+    base_resp: _BaseResp | None = None
+
+
+_decode_error_body = msgspec.json.Decoder(_ErrorBody, strict=False).decode
+
+# MiniMax base_resp codes (providers.md C.6) grouped by the exception they become.
+_MINIMAX_CODES: dict[int, type[APIError]] = {
+    **dict.fromkeys((1004, 2049, 2038), AuthenticationError),
+    **dict.fromkeys((1008, 2056), InsufficientBalanceError),
+    **dict.fromkeys((1002, 1039, 1041, 2045), RateLimitError),
+    **dict.fromkeys((1000, 1001, 1024, 1033), ServerError),
+    **dict.fromkeys((1026, 1027), ContentPolicyError),
+    **dict.fromkeys((2013, 1042), BadRequestError),
+}
+
+_CONTENT_POLICY = re.compile(r"content.?policy|sensitive|moderation|nsfw|violat", re.IGNORECASE)
+
+
+def error_class_for_status(status: int) -> type[APIError]:
+    """The exception class for an HTTP error status."""
+    if status in (401, 403):
+        return AuthenticationError
+    if status == 402:
+        return InsufficientBalanceError
+    if status == 429:
+        return RateLimitError
+    if status >= 500:
+        return ServerError
+    if 300 <= status < 400:
+        return UnexpectedRedirectError
+    if status == 422:
+        return ContentPolicyError
+    if 400 <= status < 500:
+        return BadRequestError
+    return APIError
+
+
+def make_api_error(
+    cls: type[APIError],
+    message: str,
+    *,
+    provider: str,
+    status_code: int,
+    code: str | int | None,
+    request_id: str | None,
+    headers: Mapping[str, str],
+) -> APIError:
+    """Build ``cls`` with its context; rate-limit errors get the parsed ``Retry-After``."""
+    if cls is BadRequestError and _CONTENT_POLICY.search(f"{message} {code}"):
+        cls = ContentPolicyError
+    if issubclass(cls, RateLimitError):
+        return cls(
+            message,
+            provider=provider,
+            status_code=status_code,
+            code=code,
+            request_id=request_id,
+            retry_after=parse_retry_after(headers),
+        )
+    return cls(message, provider=provider, status_code=status_code, code=code, request_id=request_id)
+
+
+def snippet(body: bytes, limit: int = 200) -> str:
+    """The first ``limit`` bytes of a body as text, with anything secret-looking masked."""
+    return redact(body[:limit].decode("utf-8", "replace"))
+
+
+def multipart_image(field_values: Mapping[str, str], filename: str, content_type: str, data: bytes) -> tuple[
+    str, bytes
+]:
+    """A ``multipart/form-data`` body with one ``file`` part; returns ``(content_type_header, body)``."""
+    boundary = "hailuo-" + uuid.uuid4().hex
+    safe_name = re.sub(r"[^A-Za-z0-9._-]", "_", filename)[-100:] or "image"
+    parts: list[bytes] = []
+    for name, value in field_values.items():
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+        )
+    parts.append(
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{safe_name}"\r\n'
+            f"Content-Type: {content_type}\r\n\r\n"
+        ).encode()
+        + data
+        + b"\r\n"
+    )
+    parts.append(f"--{boundary}--\r\n".encode())
+    return f"multipart/form-data; boundary={boundary}", b"".join(parts)
+
+
+JSON_HEADERS = (("Content-Type", "application/json"), ("Accept", "application/json"))
+ACCEPT_JSON = (("Accept", "application/json"),)
+
+
+class Provider(abc.ABC):
+    """One provider's wire format. Subclasses are stateless; one instance serves any number of clients."""
+
+    name: ClassVar[str]
+    """Registry name, e.g. ``"apimart"``."""
+    default_base_url: ClassVar[str]
+    """The provider's public API base URL."""
+    env_var: ClassVar[str]
+    """Environment variable holding the API key."""
+    durations: ClassVar[tuple[int, int]]
+    """(short, long) accepted durations in seconds; 1080p only at the short one."""
+    frame_sources: ClassVar[frozenset[FrameKind]]
+    """Frame source kinds the submit body can carry as they are (local files are uploaded or inlined first)."""
+    honours_idempotency_key: ClassVar[bool] = False
+    """Whether a resent submit with the same ``Idempotency-Key`` is known not to create a second task."""
+    upload_limit: ClassVar[int | None] = None
+    """Largest image the upload endpoint takes, in bytes; ``None`` when there is no upload endpoint."""
+    image_limit: ClassVar[int] = 20 * 1024 * 1024
+    """Largest frame image the model takes, in bytes."""
+    submit_budget_per_minute: ClassVar[float | None] = None
+    """Documented submit rate limit, used as the default submit budget."""
+
+    # -- validation -----------------------------------------------------------------------------------------
+
+    def validate(self, request: GenerationRequest) -> None:
+        """Raise :class:`InvalidRequestError` unless this provider accepts ``request``."""
+        short, long = self.durations
+        if request.duration is not None and request.duration not in (short, long):
+            raise InvalidRequestError(
+                "duration", request.duration, f"{short} or {long} seconds", provider=self.name
+            )
+        if request.resolution == "1080p" and request.duration not in (None, short):
+            raise InvalidRequestError(
+                "duration",
+                request.duration,
+                f"1080p is only available at {short} seconds; use 512p or 768p for {long} seconds",
+                provider=self.name,
+            )
+        if request.resolution == "512p":
+            self._check_512p(request)
+        for parameter, source in (("first_frame", request.first_frame), ("last_frame", request.last_frame)):
+            if source is None:
+                continue
+            kind = frame_kind(str(source))
+            if kind != "file" and kind not in self.frame_sources:
+                allowed = " or ".join(
+                    {"url": "a public http(s) URL", "data_uri": "a data: URI", "file": "a local file"}[k]
+                    for k in sorted(self.frame_sources | {"file"})
+                )
+                raise InvalidRequestError(
+                    parameter, str(source)[:40], f"{self.name} takes {allowed}", provider=self.name
+                )
+
+    def _check_512p(self, request: GenerationRequest) -> None:
+        """Mode restrictions at 512p; none by default."""
+
+    # -- submit -------------------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def submit_body(self, request: GenerationRequest) -> dict[str, Any]:
+        """The JSON body for ``request``; frames must already be URLs or data URIs."""
+
+    submit_path: ClassVar[str]
+
+    def build_submit(self, request: GenerationRequest, *, idempotency_key: str | None = None) -> HttpRequest:
+        """The submit request for a validated ``request`` whose frames are already URLs or data URIs."""
+        for source in (request.first_frame, request.last_frame):
+            if source is not None and frame_kind(str(source)) == "file":
+                raise InvalidRequestError(
+                    "first_frame", str(source), "local files must be uploaded before building the submit"
+                )
+        headers = JSON_HEADERS
+        if idempotency_key is not None and self.honours_idempotency_key:
+            headers = (*headers, ("Idempotency-Key", idempotency_key))
+        body = msgspec.json.encode(self.submit_body(request))
+        return HttpRequest(method="POST", path=self.submit_path, route="submit", headers=headers, body=body)
+
+    @abc.abstractmethod
+    def parse_submit(self, response: HttpResponse) -> str:
+        """The task id from a submit answer; raises :class:`APIError` or :class:`DecodeError`."""
+
+    # -- status -------------------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def build_status(self, task_id: str) -> HttpRequest:
+        """The status request for one task."""
+
+    @abc.abstractmethod
+    def parse_status(self, response: HttpResponse) -> TaskStatus:
+        """A :class:`TaskStatus` from a status answer."""
+
+    # -- result URL (MiniMax) -------------------------------------------------------------------------------
+
+    def build_fetch(self, file_id: str) -> HttpRequest:
+        """The extra request that turns a finished task's file id into a URL (MiniMax only)."""
+        raise NotImplementedError(f"{self.name} gives the video URL in the status answer")
+
+    def parse_fetch(self, response: HttpResponse) -> tuple[str, float | None]:
+        """``(video_url, expires_at)`` from the fetch answer."""
+        raise NotImplementedError(f"{self.name} gives the video URL in the status answer")
+
+    # -- uploads ------------------------------------------------------------------------------------------
+
+    def build_upload(self, filename: str, content_type: str, data: bytes) -> HttpRequest:
+        """The image upload request (apimart, toapis)."""
+        raise NotImplementedError(f"{self.name} has no image upload endpoint")
+
+    def parse_upload(self, response: HttpResponse) -> str:
+        """The public URL of an uploaded image."""
+        raise NotImplementedError(f"{self.name} has no image upload endpoint")
+
+    # -- shared helpers -----------------------------------------------------------------------------------
+
+    def decode(self, decoder: msgspec.json.Decoder[_T], response: HttpResponse) -> _T:
+        """Decode a 2xx body, wrapping msgspec's errors in :class:`DecodeError`."""
+        try:
+            return decoder.decode(response.body)
+        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
+            raise DecodeError(
+                f"{self.name}: unreadable answer to HTTP {response.status}: {exc}",
+                provider=self.name,
+                snippet=snippet(response.body),
+            ) from None
+
+    def raise_for_error(self, response: HttpResponse) -> None:
+        """Raise the matching :class:`APIError` if ``response`` is an HTTP error."""
+        if response.status < 300 and response.status >= 200:
+            return
+        raise self.error_from(response)
+
+    def error_from(self, response: HttpResponse) -> APIError:
+        """The :class:`APIError` an error answer stands for, whatever shape its body has."""
+        status = response.status
+        code: int | str | None = None
+        message = ""
+        request_id = response.request_id
+        error_cls = error_class_for_status(status)
+        try:
+            body = _decode_error_body(response.body) if response.body else None
+        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
+            body = None
+        if body is not None:
+            request_id = request_id or body.request_id
+            error = body.error
+            if isinstance(error, _ErrorObject):
+                message = error.message or ""
+                code = error.type or error.code
+            elif isinstance(error, str):
+                message = error
+            message = message or body.message or body.msg or ""
+            if code is None:
+                code = body.code
+            base = body.base_resp
+            if base is not None and base.status_code not in (None, 0, "0"):
+                code = base.status_code
+                message = message or base.status_msg or ""
+                cls = _minimax_class(base.status_code)
+                if cls is not None and error_cls in (APIError, BadRequestError):
+                    error_cls = cls
+        if not message:
+            message = snippet(response.body, 120) or f"HTTP {status}"
+        return make_api_error(
+            error_cls,
+            redact(message),
+            provider=self.name,
+            status_code=status,
+            code=code,
+            request_id=request_id,
+            headers=response.headers,
+        )
+
+    def base_resp_error(self, response: HttpResponse, base: _BaseResp | None) -> APIError | None:
+        """The error a MiniMax-style ``base_resp`` with a non-zero code stands for, if any."""
+        if base is None or base.status_code in (None, 0, "0"):
+            return None
+        cls = _minimax_class(base.status_code) or APIError
+        return make_api_error(
+            cls,
+            redact(base.status_msg or "error"),
+            provider=self.name,
+            status_code=response.status,
+            code=base.status_code,
+            request_id=response.request_id,
+            headers=response.headers,
+        )
+
+
+def _minimax_class(code: int | str | None) -> type[APIError] | None:
+    try:
+        return _MINIMAX_CODES.get(int(code)) if code is not None else None
+    except ValueError:
+        return None
+
+
+def as_float(value: float | str | None) -> float | None:
+    """A number from a loosely typed field (``"50"``, ``50`` or ``50.0``), ``None`` when unusable."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        result = float(value)
+    except (TypeError, ValueError):
+        return None
+    return result if result == result and abs(result) != float("inf") else None
+
+
+def as_progress(value: float | str | None) -> int | None:
+    """Progress clamped to 0-100, ``None`` when absent or unusable."""
+    number = as_float(value)
+    return None if number is None else int(min(max(number, 0.0), 100.0))
+
+
+def first_url(value: str | list[str] | None) -> str | None:
+    """A URL given either as a string or as an array of strings."""
+    if isinstance(value, list):
+        value = next((v for v in value if isinstance(v, str) and v), None)
+    return value or None

@@ -1,0 +1,358 @@
+"""Simulator state: the task store and task lifecycle, prompt markers, token buckets and counters.
+
+Nothing here does I/O. Time comes from an injectable monotonic clock; :class:`Timebase` turns it into the unix
+timestamps the providers put in their bodies.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+import time
+import zlib
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any, Literal
+
+import msgspec
+
+from ._config import GenerationTimes, RateLimit, SimulatorConfig
+
+__all__ = [
+    "Markers",
+    "Outcome",
+    "Provider",
+    "SimTask",
+    "SimulatorStats",
+    "Task",
+    "TaskState",
+    "TaskStore",
+    "Timebase",
+    "TokenBuckets",
+    "parse_markers",
+]
+
+Provider = Literal["apimart", "toapis", "minimax"]
+TaskState = Literal["queued", "running", "completed", "failed"]
+Outcome = Literal["success", "fail", "hang"]
+
+_MARKER = re.compile(r"\{\{sim:([a-z_]+)(?:=([^}]*))?\}\}")
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+class Markers(msgspec.Struct, frozen=True):
+    """What the ``{{sim:...}}`` markers in a prompt ask for."""
+
+    fail: bool = False
+    hang: bool = False
+    reject: bool = False
+    time: float | None = None
+
+
+def parse_markers(prompt: str) -> Markers:
+    """Read ``{{sim:fail}}``, ``{{sim:hang}}``, ``{{sim:reject}}`` and ``{{sim:time=S}}``; others are ignored."""
+    if "{{sim:" not in prompt:
+        return _NO_MARKERS
+    fail = hang = reject = False
+    seconds: float | None = None
+    for name, value in _MARKER.findall(prompt):
+        if name == "fail":
+            fail = True
+        elif name == "hang":
+            hang = True
+        elif name == "reject":
+            reject = True
+        elif name == "time":
+            try:
+                parsed = float(value)
+            except ValueError:
+                continue
+            if math.isfinite(parsed) and parsed >= 0:
+                seconds = parsed
+    return Markers(fail=fail, hang=hang, reject=reject, time=seconds)
+
+
+_NO_MARKERS = Markers()
+
+
+class SimTask(msgspec.Struct, frozen=True, kw_only=True):
+    """A snapshot of one simulated task. Times are unix timestamps (floats)."""
+
+    provider: str
+    task_id: str
+    prompt: str
+    request: dict[str, Any]
+    api_key: str
+    idempotency_key: str | None
+    created_at: float
+    ready_at: float | None  # None for a task that hangs
+    generation_time: float
+    outcome: Outcome
+    state: TaskState
+    file_id: int | None = None  # MiniMax only
+
+
+class SimulatorStats(msgspec.Struct, frozen=True, kw_only=True):
+    """A snapshot of the simulator's counters (JSON-encodable; ``GET /_sim/stats`` answers the same)."""
+
+    submits_by_prompt: dict[str, int]
+    tasks_created: int
+    tasks_created_by_prompt: dict[str, int]
+    idempotent_replays: int
+    requests_by_route: dict[str, int]
+    responses_by_status: dict[int, int]
+    rate_limited: int
+    max_concurrent_requests: int
+    cdn_requests: int
+    cdn_requests_with_credentials: int
+    dropped_connections: int
+
+
+class Counters:
+    """Mutable counters behind :class:`SimulatorStats`."""
+
+    def __init__(self) -> None:
+        self.submits_by_prompt: defaultdict[str, int] = defaultdict(int)
+        self.tasks_created = 0
+        self.tasks_created_by_prompt: defaultdict[str, int] = defaultdict(int)
+        self.idempotent_replays = 0
+        self.requests_by_route: defaultdict[str, int] = defaultdict(int)
+        self.responses_by_status: defaultdict[int, int] = defaultdict(int)
+        self.rate_limited = 0
+        self.max_concurrent_requests = 0
+        self.cdn_requests = 0
+        self.cdn_requests_with_credentials = 0
+        self.dropped_connections = 0
+
+    def snapshot(self) -> SimulatorStats:
+        return SimulatorStats(
+            submits_by_prompt=dict(self.submits_by_prompt),
+            tasks_created=self.tasks_created,
+            tasks_created_by_prompt=dict(self.tasks_created_by_prompt),
+            idempotent_replays=self.idempotent_replays,
+            requests_by_route=dict(self.requests_by_route),
+            responses_by_status=dict(self.responses_by_status),
+            rate_limited=self.rate_limited,
+            max_concurrent_requests=self.max_concurrent_requests,
+            cdn_requests=self.cdn_requests,
+            cdn_requests_with_credentials=self.cdn_requests_with_credentials,
+            dropped_connections=self.dropped_connections,
+        )
+
+
+class Timebase:
+    """A monotonic clock plus the offset that maps it to unix time."""
+
+    def __init__(self, clock: Callable[[], float] | None = None) -> None:
+        self.clock: Callable[[], float] = clock if clock is not None else time.monotonic
+        self.offset = time.time() - self.clock()
+
+    def now(self) -> float:
+        return self.clock()
+
+    def wall(self, mono: float) -> float:
+        return mono + self.offset
+
+
+def draw_generation_time(times: GenerationTimes, rng: random.Random) -> float:
+    if times.kind == "fixed":
+        value = times.median
+    elif times.kind == "uniform":
+        value = rng.uniform(times.low, times.high)
+    else:
+        value = times.median * math.exp(rng.gauss(0.0, times.sigma))
+    return min(max(value, times.min), times.max)
+
+
+class Task:
+    """One simulated task; the lifecycle is a pure function of the clock."""
+
+    __slots__ = (
+        "alt",
+        "api_key",
+        "created",
+        "estimated_time",
+        "file_id",
+        "gen_time",
+        "idempotency_key",
+        "outcome",
+        "prompt",
+        "provider",
+        "queue_time",
+        "request",
+        "resolution",
+        "task_id",
+    )
+
+    def __init__(
+        self,
+        *,
+        provider: Provider,
+        task_id: str,
+        prompt: str,
+        request: dict[str, Any],
+        api_key: str,
+        idempotency_key: str | None,
+        created: float,
+        gen_time: float,
+        queue_time: float,
+        outcome: Outcome,
+        estimated_time: int,
+        resolution: str,
+        file_id: int | None,
+    ) -> None:
+        self.provider = provider
+        self.task_id = task_id
+        self.prompt = prompt
+        self.request = request
+        self.api_key = api_key
+        self.idempotency_key = idempotency_key
+        self.created = created
+        self.gen_time = gen_time
+        self.queue_time = queue_time
+        self.outcome = outcome
+        self.estimated_time = estimated_time
+        self.resolution = resolution
+        self.file_id = file_id
+        # With ``drift`` on, about half of the tasks (chosen by id) answer the providers' other documented shapes.
+        self.alt = bool(zlib.crc32(task_id.encode()) & 1)
+
+    def state(self, now: float) -> tuple[TaskState, int]:
+        """The state and progress (0-100) at monotonic time ``now``."""
+        elapsed = now - self.created
+        if elapsed < self.queue_time:
+            return "queued", 0
+        if elapsed >= self.gen_time and self.outcome != "hang":
+            return ("completed", 100) if self.outcome == "success" else ("failed", 0)
+        run_time = self.gen_time - self.queue_time
+        if run_time <= 0:
+            return "running", 99
+        return "running", min(99, int(99 * (elapsed - self.queue_time) / run_time))
+
+    def snapshot(self, timebase: Timebase) -> SimTask:
+        return SimTask(
+            provider=self.provider,
+            task_id=self.task_id,
+            prompt=self.prompt,
+            request=self.request,
+            api_key=self.api_key,
+            idempotency_key=self.idempotency_key,
+            created_at=timebase.wall(self.created),
+            ready_at=None if self.outcome == "hang" else timebase.wall(self.created + self.gen_time),
+            generation_time=self.gen_time,
+            outcome=self.outcome,
+            state=self.state(timebase.now())[0],
+            file_id=self.file_id,
+        )
+
+
+class TaskStore:
+    """All tasks by id (and MiniMax file id), the idempotency table and credit use per key."""
+
+    def __init__(self, seed: int, timebase: Timebase) -> None:
+        self.timebase = timebase
+        self.tasks: dict[str, Task] = {}
+        self.by_file_id: dict[int, Task] = {}
+        # (provider, api key, idempotency key) -> (canonical request body, task)
+        self.idempotency: dict[tuple[str, str, str], tuple[bytes, Task]] = {}
+        self.credits_used: defaultdict[str, int] = defaultdict(int)
+        self._per_prompt: defaultdict[tuple[str, str], int] = defaultdict(int)
+        self._ids = random.Random(f"ids|{seed}")
+
+    def get(self, provider: str, task_id: str, api_key: str) -> Task | None:
+        """The task if it exists, belongs to ``provider`` and was created with ``api_key``."""
+        task = self.tasks.get(task_id)
+        if task is None or task.provider != provider or task.api_key != api_key:
+            return None
+        return task
+
+    def credits_left(self, api_key: str, credits: int | None) -> bool:
+        return credits is None or self.credits_used[api_key] < credits
+
+    def create(
+        self,
+        *,
+        provider: Provider,
+        prompt: str,
+        request: dict[str, Any],
+        api_key: str,
+        idempotency_key: str | None,
+        resolution: str,
+        markers: Markers,
+        config: SimulatorConfig,
+    ) -> Task:
+        # Per-task randomness depends on (seed, provider, prompt, n-th such prompt), not on arrival order, so
+        # concurrent submits of distinct prompts are reproducible.
+        key = (provider, prompt)
+        nth = self._per_prompt[key]
+        self._per_prompt[key] = nth + 1
+        rng = random.Random(f"{config.seed}|{provider}|{nth}|{prompt}")
+        gen_time = markers.time if markers.time is not None else draw_generation_time(config.generation, rng)
+        if markers.hang:
+            outcome: Outcome = "hang"
+        elif markers.fail or rng.random() < config.failure_rate:
+            outcome = "fail"
+        else:
+            outcome = "success"
+        noisy = gen_time * (1.0 + rng.gauss(0.0, config.estimated_time_error))
+        task = Task(
+            provider=provider,
+            task_id=self._new_task_id(provider),
+            prompt=prompt,
+            request=request,
+            api_key=api_key,
+            idempotency_key=idempotency_key,
+            created=self.timebase.now(),
+            gen_time=gen_time,
+            queue_time=gen_time * config.queue_fraction,
+            outcome=outcome,
+            estimated_time=max(1, math.ceil(noisy)),
+            resolution=resolution,
+            file_id=self._new_file_id() if provider == "minimax" else None,
+        )
+        self.tasks[task.task_id] = task
+        if task.file_id is not None:
+            self.by_file_id[task.file_id] = task
+        self.credits_used[api_key] += 1
+        return task
+
+    def _new_task_id(self, provider: str) -> str:
+        while True:
+            if provider == "minimax":
+                task_id = str(self._ids.randrange(10**14, 10**15))
+            else:
+                millis = int(self.timebase.wall(self.timebase.now()) * 1000) & ((1 << 48) - 1)
+                value = (millis << 80) | self._ids.getrandbits(80)
+                ulid = "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
+                task_id = ("task_" if provider == "apimart" else "vid_") + ulid
+            if task_id not in self.tasks:
+                return task_id
+
+    def _new_file_id(self) -> int:
+        while True:
+            file_id = self._ids.randrange(10**14, 10**15)
+            if file_id not in self.by_file_id:
+                return file_id
+
+
+class TokenBuckets:
+    """One token bucket per (provider, API key)."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._buckets: dict[tuple[str, str], list[float]] = {}
+
+    def take(self, provider: str, api_key: str, limit: RateLimit) -> int:
+        """Take one token; return 0 if allowed, else the whole seconds (>= 1) until a token is available."""
+        now = self._clock()
+        bucket = self._buckets.get((provider, api_key))
+        if bucket is None:
+            bucket = self._buckets[(provider, api_key)] = [limit.burst, now]
+        tokens = min(limit.burst, bucket[0] + (now - bucket[1]) * limit.rate)
+        bucket[1] = now
+        if tokens >= 1.0:
+            bucket[0] = tokens - 1.0
+            return 0
+        bucket[0] = tokens
+        return max(1, math.ceil((1.0 - tokens) / limit.rate))
