@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._models import GenerationRequest
+    from ._models import Generation, GenerationRequest
 
 __all__ = [
     "APIError",
@@ -134,7 +134,9 @@ class RateLimitError(APIError):
         request_id: str | None = None,
         retry_after: float | None = None,
     ) -> None:
-        super().__init__(message, provider=provider, status_code=status_code, code=code, request_id=request_id)
+        super().__init__(
+            message, provider=provider, status_code=status_code, code=code, request_id=request_id
+        )
         self.retry_after = retry_after
 
 
@@ -186,7 +188,11 @@ class DecodeError(HailuoError):
 
 
 class DownloadError(HailuoError):
-    """A video could not be downloaded and verified."""
+    """A video could not be downloaded and verified. ``generation`` keeps the paid result (its URL) when known."""
+
+    def __init__(self, message: str, *, generation: Generation | None = None) -> None:
+        super().__init__(message)
+        self.generation = generation
 
 
 class SubmissionUncertainError(HailuoError):

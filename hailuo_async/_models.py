@@ -19,8 +19,11 @@ from ._exceptions import InvalidRequestError
 __all__ = [
     "CAMERA_DIRECTIVES",
     "MAX_PROMPT_LENGTH",
+    "ClientStatistics",
+    "EventKind",
     "Generation",
     "GenerationRequest",
+    "ItemEvent",
     "Task",
     "TaskState",
     "TaskStatus",
@@ -258,3 +261,54 @@ class Generation(msgspec.Struct, frozen=True, kw_only=True):
     """Unix time the result was seen."""
     path: str | None = None
     """Local file the video was saved to, once downloaded."""
+
+
+EventKind = Literal["submitting", "submitted", "queued", "running", "completed", "failed", "downloaded"]
+
+
+class ItemEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """One step of one item of a batch (or of a single generation, ``index=None``), for progress displays."""
+
+    index: int | None
+    """Position of the item in the batch input."""
+    kind: EventKind
+    """What just happened."""
+    task_id: str | None = None
+    """The provider's task id, once known."""
+    progress: int | None = None
+    """0-100 where the provider reports it."""
+    error: BaseException | None = None
+    """The failure, for ``kind="failed"``."""
+    generation: Generation | None = None
+    """The result, for ``kind="completed"`` and ``"downloaded"``."""
+
+
+class ClientStatistics(msgspec.Struct, frozen=True, kw_only=True):
+    """A snapshot of what a client has done so far (:meth:`HailuoClient.statistics`)."""
+
+    submitting: int
+    """Submits in flight now."""
+    submitted: int
+    """Tasks the provider accepted."""
+    polling: int
+    """Tasks being polled now."""
+    completed: int
+    """Tasks finished with a video."""
+    failed: int
+    """Items that ended with an error (of any kind)."""
+    uncertain: int
+    """Submits whose outcome is unknown (:class:`SubmissionUncertainError`)."""
+    requests: int
+    """HTTP requests sent to the API (all routes)."""
+    status_requests: int
+    """Status checks sent."""
+    retries: int
+    """Requests repeated after a transient failure."""
+    rate_limited: int
+    """429 (or MiniMax 1002) answers received."""
+    uploads: int
+    """Images uploaded."""
+    downloads: int
+    """Videos saved to disk."""
+    rate_limit: float | None
+    """Requests per second currently allowed (``None``: unlimited so far)."""

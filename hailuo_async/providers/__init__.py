@@ -10,7 +10,16 @@ from .apimart import Apimart
 from .minimax import Minimax
 from .toapis import Toapis
 
-__all__ = ["MODEL", "PROVIDERS", "Apimart", "Minimax", "Provider", "Toapis", "get_provider", "map_status_word"]
+__all__ = [
+    "MODEL",
+    "PROVIDERS",
+    "Apimart",
+    "Minimax",
+    "Provider",
+    "Toapis",
+    "get_provider",
+    "map_status_word",
+]
 
 PROVIDERS: dict[str, Provider] = {p.name: p for p in (Apimart(), Toapis(), Minimax())}
 """Every built-in provider by name."""

@@ -44,9 +44,12 @@ _STATUS_WORDS: dict[str, TaskState] = {
         TaskState.QUEUED,
     ),
     **dict.fromkeys(("processing", "in_progress", "running", "generating"), TaskState.RUNNING),
-    **dict.fromkeys(("completed", "success", "succeeded", "succeed", "done", "finished"), TaskState.COMPLETED),
     **dict.fromkeys(
-        ("failed", "fail", "failure", "error", "cancelled", "canceled", "expired", "rejected"), TaskState.FAILED
+        ("completed", "success", "succeeded", "succeed", "done", "finished"), TaskState.COMPLETED
+    ),
+    **dict.fromkeys(
+        ("failed", "fail", "failure", "error", "cancelled", "canceled", "expired", "rejected"),
+        TaskState.FAILED,
     ),
 }
 
@@ -140,9 +143,9 @@ def snippet(body: bytes, limit: int = 200) -> str:
     return redact(body[:limit].decode("utf-8", "replace"))
 
 
-def multipart_image(field_values: Mapping[str, str], filename: str, content_type: str, data: bytes) -> tuple[
-    str, bytes
-]:
+def multipart_image(
+    field_values: Mapping[str, str], filename: str, content_type: str, data: bytes
+) -> tuple[str, bytes]:
     """A ``multipart/form-data`` body with one ``file`` part; returns ``(content_type_header, body)``."""
     boundary = "hailuo-" + uuid.uuid4().hex
     safe_name = re.sub(r"[^A-Za-z0-9._-]", "_", filename)[-100:] or "image"

@@ -197,7 +197,9 @@ class Apimart(Provider):
         self.raise_for_error(response)
         return self.decode(_decode_upload, response).url
 
-    def _envelope_error(self, response: HttpResponse, code: int | str | None, message: str | None) -> APIError:
+    def _envelope_error(
+        self, response: HttpResponse, code: int | str | None, message: str | None
+    ) -> APIError:
         try:
             status = int(code) if code is not None else 500
         except ValueError:

@@ -1,0 +1,126 @@
+"""hailuo_async: generate MiniMax Hailuo-02 videos at scale, asyncio-first.
+
+Data flow: :class:`GenerationRequest` (validated) -> provider codec (:mod:`hailuo_async.providers`, pure) ->
+transport (:class:`AiohttpTransport`, the only network I/O) -> one shared poller per :class:`HailuoClient` ->
+:class:`Generation` (optionally saved to disk, optionally journaled for resume).
+
+Usage::
+
+    from hailuo_async import HailuoClient
+
+    async with HailuoClient("apimart") as client:
+        video = await client.generate("A cat on the grass [Push in]", duration=5, resolution="768p")
+"""
+
+from ._client import HailuoClient, ItemInput, gather_generations, generate
+from ._config import (
+    DEFAULT_POLL,
+    DEFAULT_RETRY,
+    DEFAULT_TIMEOUTS,
+    UNSET,
+    Clock,
+    FakeClock,
+    PollPolicy,
+    RetryPolicy,
+    SystemClock,
+    Timeouts,
+)
+from ._exceptions import (
+    APIError,
+    AuthenticationError,
+    BadRequestError,
+    BatchError,
+    ConnectError,
+    ContentPolicyError,
+    DecodeError,
+    DownloadError,
+    GenerationFailedError,
+    GenerationTimeoutError,
+    HailuoError,
+    InsufficientBalanceError,
+    InvalidRequestError,
+    NotSubmittedError,
+    RateLimitError,
+    ReadTimeoutError,
+    ServerError,
+    SubmissionUncertainError,
+    TransportError,
+    UnexpectedRedirectError,
+)
+from ._http import HttpRequest, HttpResponse
+from ._journal import Journal, JournalItem, JournalSummary
+from ._models import (
+    CAMERA_DIRECTIVES,
+    MAX_PROMPT_LENGTH,
+    ClientStatistics,
+    Generation,
+    GenerationRequest,
+    ItemEvent,
+    Task,
+    TaskState,
+    TaskStatus,
+)
+from ._transport import AiohttpTransport, MockTransport, StreamResponse, Transport
+from ._version import __version__
+
+__all__ = [
+    "CAMERA_DIRECTIVES",
+    "DEFAULT_POLL",
+    "DEFAULT_RETRY",
+    "DEFAULT_TIMEOUTS",
+    "MAX_PROMPT_LENGTH",
+    "UNSET",
+    "APIError",
+    "AiohttpTransport",
+    "AuthenticationError",
+    "BadRequestError",
+    "BatchError",
+    "ClientStatistics",
+    "Clock",
+    "ConnectError",
+    "ContentPolicyError",
+    "DecodeError",
+    "DownloadError",
+    "FakeClock",
+    "Generation",
+    "GenerationFailedError",
+    "GenerationRequest",
+    "GenerationTimeoutError",
+    "HailuoClient",
+    "HailuoError",
+    "HttpRequest",
+    "HttpResponse",
+    "InsufficientBalanceError",
+    "InvalidRequestError",
+    "ItemEvent",
+    "ItemInput",
+    "Journal",
+    "JournalItem",
+    "JournalSummary",
+    "MockTransport",
+    "NotSubmittedError",
+    "PollPolicy",
+    "RateLimitError",
+    "ReadTimeoutError",
+    "RetryPolicy",
+    "ServerError",
+    "StreamResponse",
+    "SubmissionUncertainError",
+    "SystemClock",
+    "Task",
+    "TaskState",
+    "TaskStatus",
+    "Timeouts",
+    "Transport",
+    "TransportError",
+    "UnexpectedRedirectError",
+    "__version__",
+    "gather_generations",
+    "generate",
+]
+
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type) and _obj.__module__.startswith("hailuo_async._"):
+        _obj.__module__ = "hailuo_async"
+del _name, _obj

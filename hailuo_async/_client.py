@@ -1,0 +1,901 @@
+"""HailuoClient: the engine that turns requests into finished videos, many at once.
+
+It owns the lifecycle (transport sessions, the shared poller's task), bounds concurrent submits, paces every
+request through one pacer, submits with the money-safety rules of :mod:`._retry`, hands each accepted task to
+the one shared :class:`~._poller.Poller`, and, for batches, records everything in the optional journal and
+saves videos as they complete.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import math
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.abc
+import msgspec
+
+from ._config import (
+    DEFAULT_POLL,
+    DEFAULT_RETRY,
+    DEFAULT_TIMEOUTS,
+    UNSET,
+    Clock,
+    PollPolicy,
+    RetryPolicy,
+    SystemClock,
+    Timeouts,
+    Unset,
+    resolve_api_key,
+)
+from ._download import Downloader
+from ._exceptions import (
+    AuthenticationError,
+    BatchError,
+    DecodeError,
+    DownloadError,
+    GenerationFailedError,
+    GenerationTimeoutError,
+    HailuoError,
+    InsufficientBalanceError,
+    InvalidRequestError,
+    NotSubmittedError,
+    RateLimitError,
+    ServerError,
+    SubmissionUncertainError,
+    TransportError,
+)
+from ._http import redact
+from ._images import FrameResolver
+from ._journal import Journal, JournalItem, item_key
+from ._models import ClientStatistics, Generation, GenerationRequest, ItemEvent, Task, TaskState, TaskStatus
+from ._poller import Outcome, Poller
+from ._retry import call_with_retries, submit_may_retry
+from ._scheduler import RequestPacer
+from ._transport import AiohttpTransport, Transport, check_base_url
+from .providers import Provider, get_provider
+
+__all__ = ["HailuoClient", "ItemInput", "gather_generations", "generate"]
+
+logger = logging.getLogger("hailuo_async")
+
+ItemInput = str | GenerationRequest
+"""What a batch accepts per item: a prompt or a full request."""
+
+EventCallback = Callable[[ItemEvent], object]
+
+_FATAL = (AuthenticationError, InsufficientBalanceError)
+"""Submit errors that stop a batch: nothing more can succeed with this key."""
+
+
+class _State(enum.Enum):
+    UNOPENED = 1
+    OPEN = 2
+    CLOSED = 3
+
+
+class _Counters:
+    __slots__ = ("completed", "downloads", "failed", "requests", "retries", "submitted", "submitting", "uncertain")
+
+    def __init__(self) -> None:
+        self.submitting = self.submitted = self.completed = self.failed = 0
+        self.uncertain = self.requests = self.retries = self.downloads = 0
+
+
+class _Batch:
+    """Bookkeeping of one gather/as_completed run."""
+
+    def __init__(
+        self,
+        sink: Callable[[int, Outcome], None],
+        tg: anyio.abc.TaskGroup,
+        on_event: EventCallback | None,
+        download_to: Path | None,
+        deadline: float | None,
+    ) -> None:
+        self.sink = sink
+        self.tg = tg
+        self.on_event = on_event
+        self.download_to = download_to
+        self.deadline = deadline
+        self.fatal: HailuoError | None = None
+        self.pending = 0
+        self.produced_all = False
+        self.done = anyio.Event()
+        self.open = True
+        self.task_ids: set[str] = set()
+        self.occurrences: dict[str, int] = {}
+
+    def finish(self, index: int, outcome: Outcome) -> None:
+        self.sink(index, outcome)
+        self.pending -= 1
+        if self.produced_all and self.pending == 0:
+            self.done.set()
+
+
+def _to_request(item: object, options: dict[str, Any]) -> GenerationRequest:
+    if isinstance(item, GenerationRequest):
+        return msgspec.structs.replace(item, **options) if options else item
+    if isinstance(item, str):
+        return GenerationRequest(item, **options)
+    raise InvalidRequestError("item", type(item).__name__, "a prompt string or a GenerationRequest")
+
+
+class HailuoClient:
+    """An asyncio client for one provider. Open it with ``async with``; it cannot be reopened once closed.
+
+    Usage::
+
+        async with HailuoClient("apimart") as client:            # key from APIMART_API_KEY
+            video = await client.generate("A cat on the grass", duration=5, resolution="768p")
+            results = await client.gather_generations(prompts, return_exceptions=True)
+
+    Parameters:
+        provider: ``"apimart"``, ``"toapis"`` or ``"minimax"`` (or a :class:`~hailuo_async.providers.Provider`).
+        api_key: the key; defaults to the provider's variable (``APIMART_API_KEY``, ``TOAPIS_API_KEY``,
+            ``MINIMAX_API_KEY``), then ``HAILUO_API_KEY``.
+        base_url: the API root, may carry a path prefix; plain http only for loopback hosts unless
+            ``allow_insecure_http``.
+        max_concurrency: submits in flight at once (and the size of the connection pools).
+        requests_per_second: a fixed budget for all API requests; ``None`` learns the limit from 429s.
+        submits_per_minute: a budget for submits only; by default the provider's documented limit (MiniMax).
+        timeouts, poll, retry: :class:`Timeouts`, :class:`PollPolicy`, :class:`RetryPolicy`.
+        journal: a SQLite file that makes batches resumable (see :meth:`gather_generations`).
+        resubmit_uncertain: on resume, resubmit items whose earlier submit may or may not have created a task
+            (off: they are reported as :class:`SubmissionUncertainError`; apimart resends with the original
+            idempotency key either way).
+        download_concurrency, max_download_bytes: bounds for saving videos.
+        transport: replace the network (e.g. :class:`MockTransport`); clock: replace time (e.g. :class:`FakeClock`).
+    """
+
+    def __init__(
+        self,
+        provider: str | Provider = "apimart",
+        api_key: str | None = None,
+        base_url: str | None = None,
+        *,
+        max_concurrency: int = 16,
+        requests_per_second: float | None = None,
+        submits_per_minute: float | None | Unset = UNSET,
+        timeouts: Timeouts = DEFAULT_TIMEOUTS,
+        poll: PollPolicy = DEFAULT_POLL,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        journal: str | os.PathLike[str] | None = None,
+        resubmit_uncertain: bool = False,
+        download_concurrency: int = 4,
+        max_download_bytes: int = 2 * 1024**3,
+        allow_insecure_http: bool = False,
+        transport: Transport | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.provider = provider if isinstance(provider, Provider) else get_provider(provider)
+        if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1:
+            raise InvalidRequestError("max_concurrency", max_concurrency, "an integer >= 1")
+        if requests_per_second is not None and not (
+            isinstance(requests_per_second, (int, float)) and 0 < requests_per_second < math.inf
+        ):
+            raise InvalidRequestError("requests_per_second", requests_per_second, "a positive number or None")
+        if isinstance(submits_per_minute, Unset):
+            submits_per_minute = self.provider.submit_budget_per_minute
+        if submits_per_minute is not None and not (
+            isinstance(submits_per_minute, (int, float)) and 0 < submits_per_minute < math.inf
+        ):
+            raise InvalidRequestError("submits_per_minute", submits_per_minute, "a positive number or None")
+        self.base_url = check_base_url(
+            base_url or self.provider.default_base_url, allow_insecure_http=allow_insecure_http
+        )
+        self._transport = transport
+        if transport is None:
+            key = resolve_api_key(self.provider.env_var, api_key)
+            self._transport = AiohttpTransport(
+                self.base_url,
+                key,
+                timeouts=timeouts,
+                max_connections=max(max_concurrency, poll.status_concurrency) + download_concurrency,
+                allow_insecure_http=allow_insecure_http,
+            )
+        self.max_concurrency = max_concurrency
+        self.requests_per_second = requests_per_second
+        self.submits_per_minute = submits_per_minute
+        self.timeouts = timeouts
+        self.poll = poll
+        self.retry = retry
+        self.journal_path = None if journal is None else Path(journal)
+        self.resubmit_uncertain = resubmit_uncertain
+        self.download_concurrency = download_concurrency
+        self.max_download_bytes = max_download_bytes
+        self.clock: Clock = clock or SystemClock()
+        self._state = _State.UNOPENED
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._journal: Journal | None = None
+        self._counters = _Counters()
+        self._submit_slots: anyio.Semaphore | None = None
+        self._pacer = RequestPacer(
+            self.clock,
+            fixed_rate=requests_per_second,
+            submit_rate=None if submits_per_minute is None else submits_per_minute / 60.0,
+        )
+        self._poller: Poller | None = None
+        self._frames: FrameResolver | None = None
+        self._downloader: Downloader | None = None
+        self._event_routes: dict[str, tuple[_Batch | None, int | None, EventCallback | None]] = {}
+        self._last_seen: dict[str, tuple[TaskState, int | None]] = {}
+
+    def __repr__(self) -> str:
+        return f"HailuoClient({self.provider.name!r}, base_url={self.base_url!r}, api_key='***')"
+
+    # -- lifecycle ----------------------------------------------------------------------------------------
+
+    @property
+    def transport(self) -> Transport:
+        """The transport in use."""
+        assert self._transport is not None
+        return self._transport
+
+    async def __aenter__(self) -> HailuoClient:
+        if self._state is _State.CLOSED:
+            raise RuntimeError("a HailuoClient cannot be reopened once closed; create a new one")
+        if self._state is _State.OPEN:
+            raise RuntimeError("this HailuoClient is already open")
+        self._submit_slots = anyio.Semaphore(self.max_concurrency)
+        await self.transport.open()
+        try:
+            if self.journal_path is not None:
+                self._journal = await Journal.open(self.journal_path)
+            self._poller = Poller(
+                provider=self.provider,
+                transport=self.transport,
+                pacer=self._pacer,
+                policy=self.poll,
+                retry=self.retry,
+                clock=self.clock,
+                on_status=self._on_status,
+                on_request=self._count_request,
+            )
+            self._frames = FrameResolver(self.provider, self._send_counted, self.retry)
+            self._downloader = Downloader(
+                self.transport,
+                retry=self.retry,
+                concurrency=self.download_concurrency,
+                max_bytes=self.max_download_bytes,
+            )
+            self._tg = anyio.create_task_group()
+            await self._tg.__aenter__()
+            self._tg.start_soon(self._poller.run)
+        except BaseException:
+            await self._close_resources()
+            raise
+        self._state = _State.OPEN
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop polling and close every session and the journal. Safe to call twice."""
+        if self._state is not _State.OPEN:
+            self._state = _State.CLOSED
+            return
+        self._state = _State.CLOSED
+        tg, self._tg = self._tg, None
+        try:
+            if tg is not None:
+                tg.cancel_scope.cancel()
+                await tg.__aexit__(None, None, None)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._close_resources()
+
+    async def _close_resources(self) -> None:
+        try:
+            if self._journal is not None:
+                await self._journal.aclose()
+        finally:
+            await self.transport.aclose()
+
+    def _require_open(self) -> Poller:
+        if self._state is not _State.OPEN or self._poller is None:
+            state = "closed" if self._state is _State.CLOSED else "not open"
+            raise RuntimeError(f"HailuoClient is {state}; use it inside 'async with HailuoClient(...) as client:'")
+        return self._poller
+
+    @property
+    def journal(self) -> Journal | None:
+        """The open journal, if the client was given one."""
+        return self._journal
+
+    # -- statistics ---------------------------------------------------------------------------------------
+
+    def statistics(self) -> ClientStatistics:
+        """A frozen snapshot of the client's counters."""
+        c = self._counters
+        poller = self._poller
+        return ClientStatistics(
+            submitting=c.submitting,
+            submitted=c.submitted,
+            polling=len(poller) if poller is not None else 0,
+            completed=c.completed,
+            failed=c.failed,
+            uncertain=c.uncertain,
+            requests=c.requests,
+            status_requests=poller.status_requests if poller is not None else 0,
+            retries=c.retries + (poller.errors if poller is not None else 0),
+            rate_limited=self._pacer.rate_limited,
+            uploads=self._frames.uploads if self._frames is not None else 0,
+            downloads=c.downloads,
+            rate_limit=self._pacer.current_rate,
+        )
+
+    def _count_request(self, route: str) -> None:
+        self._counters.requests += 1
+
+    def _count_retry(self, exc: Exception, wait: float) -> None:
+        self._counters.retries += 1
+        logger.info("hailuo_async: retrying in %.2fs after %s", wait, type(exc).__name__)
+
+    async def _send_counted(self, request: Any) -> Any:
+        await self._pacer.acquire()
+        self._count_request(request.route)
+        response = await self.transport.send(request)
+        if response.status != 429:
+            self._pacer.on_success()
+        return response
+
+    # -- events -------------------------------------------------------------------------------------------
+
+    def _emit(self, callback: EventCallback | None, event: ItemEvent) -> None:
+        if callback is None:
+            return
+        try:
+            callback(event)
+        except Exception:
+            logger.exception("hailuo_async: on_event callback failed")
+
+    def _on_status(self, task: Task, status: TaskStatus) -> None:
+        route = self._event_routes.get(task.task_id)
+        if route is None or route[2] is None:
+            return
+        seen = (status.state, status.progress)
+        if self._last_seen.get(task.task_id) == seen or status.state.terminal:
+            return
+        self._last_seen[task.task_id] = seen
+        kind = "queued" if status.state is TaskState.QUEUED else "running"
+        self._emit(route[2], ItemEvent(index=route[1], kind=kind, task_id=task.task_id, progress=status.progress))
+
+    # -- single tasks -------------------------------------------------------------------------------------
+
+    async def submit(self, request: ItemInput | None = None, /, **options: Any) -> Task:
+        """Submit one generation and return its :class:`Task` without waiting for the video.
+
+        ``request`` is a prompt or a :class:`GenerationRequest`; ``options`` are its fields
+        (``duration=``, ``resolution=``, ``first_frame=`` ...). Invalid input raises
+        :class:`InvalidRequestError` before anything is sent."""
+        self._require_open()
+        generation_request = _to_request(request if request is not None else options.pop("prompt", None), options)
+        self.provider.validate(generation_request)
+        return await self._submit(generation_request, idempotency_key=uuid.uuid4().hex, batch=None)
+
+    async def wait(self, task: Task, *, timeout: float | None | Unset = UNSET) -> Generation:
+        """Wait for ``task`` to finish; raises :class:`GenerationFailedError` or :class:`GenerationTimeoutError`.
+
+        ``timeout`` (seconds from now) defaults to the poll policy's deadline; ``None`` waits forever."""
+        poller = self._require_open()
+        deadline = self.poll.deadline if isinstance(timeout, Unset) else timeout
+        done = anyio.Event()
+        box: list[Outcome] = []
+
+        def resolve(outcome: Outcome) -> None:
+            box.append(outcome)
+            done.set()
+
+        poller.track(task, resolve, deadline=deadline)
+        try:
+            await done.wait()
+        finally:
+            if not box:
+                poller.untrack(task.task_id, resolve)
+        outcome = box[0]
+        self._count_outcome(outcome)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    async def status(self, task: Task | str) -> TaskStatus:
+        """Ask the provider once for a task's status (a ``Task`` or a bare task id)."""
+        poller = self._require_open()
+        task_id = task.task_id if isinstance(task, Task) else task
+        request = self.provider.build_status(task_id)
+
+        async def call() -> TaskStatus:
+            response = await self._send_counted(request)
+            status = self.provider.parse_status(response)
+            if status.state is TaskState.COMPLETED and status.video_url is None and status.file_id:
+                url, expires = await poller.fetch_url(status.file_id)
+                status = msgspec.structs.replace(status, video_url=url, expires_at=expires)
+            return status
+
+        return await call_with_retries(call, policy=self.retry, on_retry=self._count_retry)
+
+    async def generate(
+        self,
+        request: ItemInput | None = None,
+        /,
+        *,
+        timeout: float | None | Unset = UNSET,
+        download_to: str | os.PathLike[str] | None = None,
+        **options: Any,
+    ) -> Generation:
+        """Submit one generation and wait for the video (saved into ``download_to`` if given)."""
+        task = await self.submit(request, **options)
+        generation = await self.wait(task, timeout=timeout)
+        if download_to is not None:
+            generation = await self.download(generation, download_to)
+        return generation
+
+    async def download(self, generation: Generation, dest: str | os.PathLike[str], *, index: int | None = None) -> Generation:
+        """Save the video into the folder ``dest``; returns the generation with ``path`` set.
+
+        Streams through a session that carries no credentials, verifies size and MP4 signature, renames
+        atomically, never overwrites a different file, and refreshes an expired URL by asking for the status."""
+        self._require_open()
+        assert self._downloader is not None
+
+        async def refresh() -> Generation:
+            status = await self.status(generation.task_id)
+            if status.video_url is None:
+                raise DownloadError(f"task {generation.task_id} no longer offers its video")
+            return msgspec.structs.replace(generation, video_url=status.video_url, expires_at=status.expires_at)
+
+        saved = await self._downloader.save(generation, Path(dest), index=index, refresh=refresh)
+        self._counters.downloads += 1
+        return saved
+
+    def _count_outcome(self, outcome: Outcome) -> None:
+        if isinstance(outcome, Generation):
+            self._counters.completed += 1
+        else:
+            self._counters.failed += 1
+
+    # -- submitting ---------------------------------------------------------------------------------------
+
+    async def _submit(
+        self,
+        request: GenerationRequest,
+        *,
+        idempotency_key: str,
+        batch: _Batch | None,
+        journal_item: JournalItem | None = None,
+    ) -> Task:
+        """Resolve local frames, record the intent, submit with the money-safety rules, record the task id."""
+        assert self._frames is not None
+        original = request
+        request = await self._frames.resolve(request)
+        if batch is not None and batch.fatal is not None:
+            raise NotSubmittedError("the batch stopped before this item was sent") from batch.fatal
+        journal = self._journal if journal_item is not None else None
+        if journal is not None and journal_item is not None:
+            await journal.write(msgspec.structs.replace(journal_item, state="intent"))
+        http = self.provider.build_submit(request, idempotency_key=idempotency_key)
+        idempotent = self.provider.honours_idempotency_key
+        maybe_sent: list[bool] = [False]
+
+        async def attempt() -> str:
+            await self._pacer.acquire(submit=True)
+            self._count_request("submit")
+            try:
+                response = await self.transport.send(http)
+            except TransportError as exc:
+                maybe_sent[0] = maybe_sent[0] or exc.maybe_sent
+                raise
+            if response.status != 429:
+                self._pacer.on_success()
+            try:
+                return self.provider.parse_submit(response)
+            except RateLimitError as exc:
+                self._pacer.on_rate_limited(exc.retry_after, self.retry.rate_limit_default)
+                raise
+            except (ServerError, DecodeError):
+                maybe_sent[0] = True  # a 5xx or an unreadable 2xx: the task may well exist
+                raise
+
+        self._counters.submitting += 1
+        try:
+            try:
+                task_id = await call_with_retries(
+                    attempt,
+                    policy=msgspec.structs.replace(self.retry, max_attempts=self.retry.max_attempts * 2),
+                    should_retry=lambda exc: submit_may_retry(exc, idempotent=idempotent),
+                    on_retry=self._count_retry,
+                )
+            except HailuoError as exc:
+                uncertain = maybe_sent[0]
+                if isinstance(exc, _FATAL) and batch is not None and batch.fatal is None:
+                    batch.fatal = exc
+                if uncertain:
+                    self._counters.uncertain += 1
+                    error = SubmissionUncertainError(
+                        f"{self.provider.name}: the submit may have created a task ({type(exc).__name__}: {exc}); "
+                        "not resent automatically",
+                        request=original,
+                        provider=self.provider.name,
+                        idempotency_key=idempotency_key,
+                    )
+                    error.__cause__ = exc
+                    if journal is not None and journal_item is not None:
+                        with anyio.CancelScope(shield=True):
+                            await journal.write(
+                                msgspec.structs.replace(
+                                    journal_item, state="uncertain", error_type=type(error).__name__, error_message=str(error)
+                                )
+                            )
+                    raise error from exc
+                if journal is not None and journal_item is not None:
+                    with anyio.CancelScope(shield=True):
+                        await journal.write(
+                            msgspec.structs.replace(
+                                journal_item, state="not_created", error_type=type(exc).__name__, error_message=str(exc)
+                            )
+                        )
+                raise
+            task = Task(
+                provider=self.provider.name,
+                task_id=task_id,
+                request=original,
+                submitted_at=self.clock.time(),
+                idempotency_key=idempotency_key if idempotent else None,
+            )
+            self._counters.submitted += 1
+            if journal is not None and journal_item is not None:
+                with anyio.CancelScope(shield=True):  # the task id must reach the disk even if we are cancelled
+                    await journal.write(
+                        msgspec.structs.replace(
+                            journal_item, state="submitted", task_id=task_id, submitted_at=task.submitted_at
+                        )
+                    )
+            logger.debug("hailuo_async: %s accepted task %s", self.provider.name, task_id)
+            return task
+        finally:
+            self._counters.submitting -= 1
+
+    # -- batches ------------------------------------------------------------------------------------------
+
+    async def gather_generations(
+        self,
+        items: Iterable[ItemInput],
+        *,
+        return_exceptions: bool = False,
+        download_to: str | os.PathLike[str] | None = None,
+        on_event: EventCallback | None = None,
+        timeout: float | None | Unset = UNSET,
+    ) -> list[Generation | HailuoError]:
+        """Generate every item (prompts and :class:`GenerationRequest` mixed); results in input order.
+
+        The input is read lazily, so a huge iterable never becomes a huge number of tasks. One item's failure
+        never cancels another. With ``return_exceptions=True`` a failed item's slot holds its exception;
+        otherwise, once every submitted item has finished (no paid task is abandoned), a :class:`BatchError`
+        carrying every slot is raised if any item failed.
+
+        With a journal, running the same batch again resumes it: nothing already submitted is submitted again.
+        ``download_to`` saves each video into that folder as soon as it completes. ``on_event`` sees every
+        item's steps (:class:`ItemEvent`). ``timeout`` bounds each item's wait after its submit."""
+        results: dict[int, Outcome] = {}
+        await self._run_batch(items, results.__setitem__, download_to=download_to, on_event=on_event, timeout=timeout)
+        ordered: list[Generation | HailuoError] = [results[i] for i in range(len(results))]
+        if not return_exceptions and any(isinstance(r, BaseException) for r in ordered):
+            raise BatchError(ordered)
+        return ordered
+
+    async def as_completed(
+        self,
+        items: Iterable[ItemInput],
+        *,
+        download_to: str | os.PathLike[str] | None = None,
+        on_event: EventCallback | None = None,
+        timeout: float | None | Unset = UNSET,
+    ) -> AsyncIterator[tuple[int, Generation | HailuoError]]:
+        """Like :meth:`gather_generations`, yielding ``(index, outcome)`` as each item finishes.
+
+        Leaving the loop early stops submitting and stops polling this batch (use ``contextlib.aclosing`` to
+        make that immediate)."""
+        self._require_open()
+        assert self._tg is not None
+        send, receive = anyio.create_memory_object_stream[tuple[int, Outcome]](math.inf)
+        scope = anyio.CancelScope()
+        finished = anyio.Event()
+        failure: list[BaseException] = []
+
+        async def runner() -> None:
+            try:
+                with scope:
+                    await self._run_batch(
+                        items,
+                        lambda index, outcome: send.send_nowait((index, outcome)),
+                        download_to=download_to,
+                        on_event=on_event,
+                        timeout=timeout,
+                    )
+            except Exception as exc:  # surfaced to the consumer below
+                failure.append(exc)
+            finally:
+                send.close()
+                finished.set()
+
+        self._tg.start_soon(runner)
+        try:
+            async with receive:
+                async for pair in receive:
+                    yield pair
+            if failure:
+                raise failure[0]
+        finally:
+            scope.cancel()
+            with anyio.CancelScope(shield=True):
+                await finished.wait()
+
+    async def _run_batch(
+        self,
+        items: Iterable[ItemInput],
+        sink: Callable[[int, Outcome], None],
+        *,
+        download_to: str | os.PathLike[str] | None,
+        on_event: EventCallback | None,
+        timeout: float | None | Unset,
+    ) -> None:
+        poller = self._require_open()
+        slots = self._submit_slots
+        assert slots is not None
+        deadline = self.poll.deadline if isinstance(timeout, Unset) else timeout
+        directory = None if download_to is None else Path(download_to)
+        if directory is not None:
+            directory.mkdir(parents=True, exist_ok=True)
+        async with anyio.create_task_group() as tg:
+            batch = _Batch(sink, tg, on_event, directory, deadline)
+
+            def finish(index: int, outcome: Outcome) -> None:
+                self._count_outcome(outcome)
+                if isinstance(outcome, BaseException):
+                    self._emit(on_event, ItemEvent(index=index, kind="failed", error=outcome))
+                batch.finish(index, outcome)
+
+            try:
+                for index, item in enumerate(items):
+                    batch.pending += 1
+                    try:
+                        request = _to_request(item, {})
+                        self.provider.validate(request)
+                    except InvalidRequestError as exc:
+                        finish(index, exc)
+                        continue
+                    if batch.fatal is not None:
+                        finish(index, _not_submitted(batch.fatal))
+                        continue
+                    await slots.acquire()  # backpressure before spawning: at most max_concurrency submitting
+                    if batch.fatal is not None:
+                        slots.release()
+                        finish(index, _not_submitted(batch.fatal))
+                        continue
+                    tg.start_soon(self._run_item, batch, index, request, finish)
+                batch.produced_all = True
+                if batch.pending == 0:
+                    batch.done.set()
+                await batch.done.wait()
+            finally:
+                batch.open = False
+                for task_id in batch.task_ids:
+                    poller.untrack(task_id)
+                    self._event_routes.pop(task_id, None)
+                    self._last_seen.pop(task_id, None)
+
+    async def _run_item(
+        self, batch: _Batch, index: int, request: GenerationRequest, finish: Callable[[int, Outcome], None]
+    ) -> None:
+        poller = self._poller
+        assert poller is not None and self._submit_slots is not None
+        try:
+            task, recorded = await self._start_item(batch, index, request)
+        except HailuoError as exc:
+            self._submit_slots.release()
+            finish(index, exc)
+            return
+        except BaseException:
+            self._submit_slots.release()
+            raise
+        self._submit_slots.release()
+        if recorded is not None:  # finished in an earlier run
+            batch.tg.start_soon(self._settle, batch, index, recorded, finish, None)
+            return
+        assert task is not None
+        batch.task_ids.add(task.task_id)
+        self._event_routes[task.task_id] = (batch, index, batch.on_event)
+
+        def on_outcome(outcome: Outcome) -> None:
+            if batch.open:
+                batch.tg.start_soon(self._settle, batch, index, outcome, finish, task)
+
+        poller.track(task, on_outcome, deadline=batch.deadline)
+
+    async def _start_item(
+        self, batch: _Batch, index: int, request: GenerationRequest
+    ) -> tuple[Task | None, Outcome | None]:
+        """Submit an item, or pick it up where the journal left it. Returns (task to poll, recorded outcome)."""
+        journal = self._journal
+        self._emit(batch.on_event, ItemEvent(index=index, kind="submitting"))
+        if journal is None:
+            task = await self._submit(request, idempotency_key=uuid.uuid4().hex, batch=batch)
+            self._emit(batch.on_event, ItemEvent(index=index, kind="submitted", task_id=task.task_id))
+            return task, None
+        canonical = f"{self.provider.name}|{msgspec.json.encode(request).decode()}"
+        occurrence = batch.occurrences.get(canonical, 0)
+        batch.occurrences[canonical] = occurrence + 1
+        item_id = item_key(self.provider.name, request, occurrence)
+        recorded = journal.get(item_id)
+        base = JournalItem(
+            item_id=item_id,
+            provider=self.provider.name,
+            request=request,
+            occurrence=occurrence,
+            batch_index=index,
+            idempotency_key=recorded.idempotency_key if recorded is not None else uuid.uuid4().hex,
+            state="intent",
+        )
+        if recorded is not None:
+            outcome = self._recorded_outcome(recorded)
+            if outcome is not None:
+                return None, outcome
+            if recorded.task_id and recorded.state in ("submitted", "timed_out", "completed"):
+                task = Task(
+                    provider=recorded.provider,
+                    task_id=recorded.task_id,
+                    request=request,
+                    submitted_at=recorded.submitted_at or self.clock.time(),
+                    idempotency_key=recorded.idempotency_key,
+                )
+                self._emit(batch.on_event, ItemEvent(index=index, kind="submitted", task_id=task.task_id))
+                return task, None
+            if recorded.state in ("intent", "uncertain") and not (
+                self.provider.honours_idempotency_key or self.resubmit_uncertain
+            ):
+                raise SubmissionUncertainError(
+                    f"{self.provider.name}: an earlier run may have created this task (its submit got no answer); "
+                    "pass resubmit_uncertain=True to submit it again",
+                    request=request,
+                    provider=self.provider.name,
+                    idempotency_key=recorded.idempotency_key,
+                )
+            base = msgspec.structs.replace(base, path=recorded.path)
+        task = await self._submit(request, idempotency_key=base.idempotency_key, batch=batch, journal_item=base)
+        self._emit(batch.on_event, ItemEvent(index=index, kind="submitted", task_id=task.task_id))
+        return task, None
+
+    def _recorded_outcome(self, recorded: JournalItem) -> Outcome | None:
+        """The final outcome an earlier run recorded, if the item needs nothing more."""
+        if recorded.state == "failed" and recorded.error_type == GenerationFailedError.__name__ and recorded.task_id:
+            return GenerationFailedError(
+                recorded.error_message or "task failed", provider=recorded.provider, task_id=recorded.task_id
+            )
+        generation = recorded.generation()
+        if generation is None:
+            return None
+        if generation.path and Path(generation.path).is_file():
+            return generation
+        fresh = generation.expires_at is None or generation.expires_at > self.clock.time() + 60
+        return generation if fresh else None  # expired URL: poll once more for a fresh one
+
+    async def _settle(
+        self,
+        batch: _Batch,
+        index: int,
+        outcome: Outcome,
+        finish: Callable[[int, Outcome], None],
+        task: Task | None,
+    ) -> None:
+        """Record an item's outcome, save its video if asked, report it."""
+        journal = self._journal
+        if isinstance(outcome, Generation):
+            self._emit(batch.on_event, ItemEvent(index=index, kind="completed", task_id=outcome.task_id, generation=outcome))
+            await self._record(outcome, index)
+            if batch.download_to is not None and not (outcome.path and Path(outcome.path).is_file()):
+                try:
+                    outcome = await self.download(outcome, batch.download_to, index=index)
+                except HailuoError as exc:
+                    error = DownloadError(
+                        f"task {outcome.task_id} finished but its video could not be saved: {exc}", generation=outcome
+                    )
+                    error.__cause__ = exc
+                    finish(index, error)
+                    return
+                await self._record(outcome, index)
+                self._emit(
+                    batch.on_event, ItemEvent(index=index, kind="downloaded", task_id=outcome.task_id, generation=outcome)
+                )
+        elif journal is not None and task is not None:
+            await self._record_failure(task, outcome)
+        finish(index, outcome)
+
+    async def _record(self, generation: Generation, index: int) -> None:
+        journal = self._journal
+        if journal is None:
+            return
+        item = journal.find_task(generation.task_id)
+        if item is None:
+            return
+        with anyio.CancelScope(shield=True):
+            await journal.write(
+                msgspec.structs.replace(
+                    item,
+                    state="completed",
+                    video_url=generation.video_url,
+                    expires_at=generation.expires_at,
+                    completed_at=generation.completed_at,
+                    path=generation.path or item.path,
+                    batch_index=index,
+                )
+            )
+
+    async def _record_failure(self, task: Task, error: HailuoError) -> None:
+        journal = self._journal
+        assert journal is not None
+        item = journal.find_task(task.task_id)
+        if item is None:
+            return
+        state = "timed_out" if isinstance(error, GenerationTimeoutError) else "failed"
+        if not isinstance(error, (GenerationFailedError, GenerationTimeoutError)):
+            state = "submitted"  # the task exists; a later run polls it again
+        with anyio.CancelScope(shield=True):
+            await journal.write(
+                msgspec.structs.replace(
+                    item, state=state, error_type=type(error).__name__, error_message=redact(str(error))
+                )
+            )
+
+
+def _not_submitted(cause: HailuoError) -> NotSubmittedError:
+    error = NotSubmittedError(f"not submitted: the batch stopped after {type(cause).__name__}: {cause}")
+    error.__cause__ = cause
+    return error
+
+
+async def gather_generations(
+    items: Iterable[ItemInput],
+    *,
+    provider: str = "apimart",
+    return_exceptions: bool = False,
+    download_to: str | os.PathLike[str] | None = None,
+    on_event: EventCallback | None = None,
+    timeout: float | None | Unset = UNSET,
+    **client_options: Any,
+) -> list[Generation | HailuoError]:
+    """One-shot helper: open a :class:`HailuoClient` and run :meth:`~HailuoClient.gather_generations`."""
+    async with HailuoClient(provider, **client_options) as client:
+        return await client.gather_generations(
+            items, return_exceptions=return_exceptions, download_to=download_to, on_event=on_event, timeout=timeout
+        )
+
+
+async def generate(
+    request: ItemInput | None = None,
+    /,
+    *,
+    provider: str = "apimart",
+    timeout: float | None | Unset = UNSET,
+    download_to: str | os.PathLike[str] | None = None,
+    client_options: dict[str, Any] | None = None,
+    **options: Any,
+) -> Generation:
+    """One-shot helper: open a :class:`HailuoClient`, generate one video, close the client.
+
+    ``options`` are request fields (``duration=``, ``resolution=``...) or client options (``api_key=``,
+    ``base_url=``...)."""
+    client_keys = set(HailuoClient.__init__.__code__.co_varnames) - {"self", "provider"}
+    merged = dict(client_options or {})
+    for name in list(options):
+        if name in client_keys:
+            merged[name] = options.pop(name)
+    async with HailuoClient(provider, **merged) as client:
+        return await client.generate(request, timeout=timeout, download_to=download_to, **options)

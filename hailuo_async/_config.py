@@ -1,0 +1,240 @@
+"""Small frozen configuration objects, their defaults, the clock seam and the API-key lookup.
+
+Everything tunable about timeouts, polling and retries lives here as immutable values; the client reads them,
+the scheduler, poller and transport obey them. Environment variables are read in exactly one function,
+:func:`resolve_api_key`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import math
+import os
+import time
+from typing import Protocol
+
+import anyio
+import anyio.lowlevel
+import msgspec
+
+from ._exceptions import InvalidRequestError
+
+__all__ = [
+    "DEFAULT_POLL",
+    "DEFAULT_RETRY",
+    "DEFAULT_TIMEOUTS",
+    "UNSET",
+    "Clock",
+    "FakeClock",
+    "PollPolicy",
+    "RetryPolicy",
+    "SystemClock",
+    "Timeouts",
+    "Unset",
+    "resolve_api_key",
+]
+
+
+class Unset:
+    """Type of :data:`UNSET`: "not given, use the client's default", as distinct from ``None`` ("disable")."""
+
+    _instance: Unset | None = None
+
+    def __new__(cls) -> Unset:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+UNSET = Unset()
+
+
+def _positive(owner: str, name: str, value: float | None, *, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if value is None or isinstance(value, bool) or not (isinstance(value, (int, float)) and value > 0):
+        raise InvalidRequestError(f"{owner}.{name}", value, "a positive number of seconds")
+    if not math.isfinite(value):
+        raise InvalidRequestError(f"{owner}.{name}", value, "a finite number")
+
+
+class Timeouts(msgspec.Struct, frozen=True, kw_only=True):
+    """Per-request network timeouts, in seconds. There is deliberately no "total": waiting for a free
+    connection must never eat into a request's time, and a long download must not be cut off while it flows.
+
+    Usage: ``Timeouts(connect=5, read=30)``."""
+
+    connect: float = 10.0
+    """Time to open a connection (TCP and TLS)."""
+    read: float = 60.0
+    """Longest silence while waiting for an API answer."""
+    download_read: float = 60.0
+    """Longest silence while a video is being downloaded."""
+
+    def __post_init__(self) -> None:
+        for name in ("connect", "read", "download_read"):
+            _positive("Timeouts", name, getattr(self, name))
+
+
+class PollPolicy(msgspec.Struct, frozen=True, kw_only=True):
+    """How the shared poller spaces status checks, in seconds.
+
+    The poller predicts each task's finish from what the provider says (``estimated_time``, progress and its
+    rate) and from how long finished tasks of the same client took, polls rarely while the finish is far and
+    promptly around it. ``min_interval`` and ``max_interval`` bound every gap; ``jitter`` spreads checks."""
+
+    first_check: float = 2.0
+    """Delay before a task's first status check when nothing is known yet."""
+    min_interval: float = 0.5
+    """Shortest gap between two checks of one task."""
+    max_interval: float = 60.0
+    """Longest gap between two checks of one task."""
+    near_end_interval: float = 1.0
+    """Gap between checks once a task is past its predicted finish."""
+    jitter: float = 0.1
+    """Relative random spread added to every gap (0.1 = up to +-10%)."""
+    deadline: float | None = 1800.0
+    """Give up waiting for a task after this long (:class:`GenerationTimeoutError`); ``None`` waits forever."""
+    status_concurrency: int = 16
+    """Status checks in flight at once."""
+
+    def __post_init__(self) -> None:
+        for name in ("first_check", "min_interval", "max_interval", "near_end_interval"):
+            _positive("PollPolicy", name, getattr(self, name))
+        _positive("PollPolicy", "deadline", self.deadline, allow_none=True)
+        if self.min_interval > self.max_interval:
+            raise InvalidRequestError("PollPolicy.min_interval", self.min_interval, "at most max_interval")
+        if not 0 <= self.jitter < 1:
+            raise InvalidRequestError("PollPolicy.jitter", self.jitter, "a fraction in [0, 1)")
+        if isinstance(self.status_concurrency, bool) or self.status_concurrency < 1:
+            raise InvalidRequestError("PollPolicy.status_concurrency", self.status_concurrency, ">= 1")
+
+
+class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
+    """Retries of idempotent calls (status, retrieve, download, upload) and of submits that provably did not
+    create a task. Exponential backoff with full jitter, ``Retry-After`` honoured as a floor."""
+
+    max_attempts: int = 6
+    """Attempts per call, the first included."""
+    base_delay: float = 0.5
+    """First backoff step in seconds; doubles on each retry."""
+    max_delay: float = 30.0
+    """Cap on one backoff step."""
+    rate_limit_default: float = 5.0
+    """Pause after a 429 that carries no ``Retry-After``."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.max_attempts, bool) or self.max_attempts < 1:
+            raise InvalidRequestError("RetryPolicy.max_attempts", self.max_attempts, "an integer >= 1")
+        for name in ("base_delay", "max_delay", "rate_limit_default"):
+            _positive("RetryPolicy", name, getattr(self, name))
+
+
+DEFAULT_TIMEOUTS = Timeouts()
+DEFAULT_POLL = PollPolicy()
+DEFAULT_RETRY = RetryPolicy()
+
+
+class Clock(Protocol):
+    """Where the engine reads time and sleeps; tests swap in :class:`FakeClock`."""
+
+    def monotonic(self) -> float:
+        """Seconds on a monotonic scale."""
+        ...
+
+    def time(self) -> float:
+        """Unix time in seconds."""
+        ...
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep ``seconds`` (at least a scheduling point when 0 or less)."""
+        ...
+
+
+class SystemClock:
+    """The real clock."""
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def time(self) -> float:
+        return time.time()
+
+    async def sleep(self, seconds: float) -> None:
+        await anyio.sleep(max(seconds, 0.0))
+
+
+class FakeClock:
+    """A virtual clock for tests: sleeps take no real time. When every sleeper is waiting, the clock jumps to
+    the earliest wake-up. Time only moves forward, so hours of polling run in milliseconds.
+
+    Usage: ``HailuoClient(..., transport=MockTransport(handler), clock=FakeClock())``."""
+
+    def __init__(
+        self, start: float = 1_000.0, *, unix_offset: float = 1_700_000_000.0, settle: int = 20
+    ) -> None:
+        self._now = start
+        self._unix_offset = unix_offset
+        self._settle = settle
+        self._sleepers: list[tuple[float, int, anyio.Event]] = []
+        self._counter = itertools.count()
+        self._driver: asyncio.Task[None] | None = None
+
+    def monotonic(self) -> float:
+        return self._now
+
+    def time(self) -> float:
+        return self._now + self._unix_offset
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward by hand, waking whoever is due."""
+        self._now += max(seconds, 0.0)
+        self._wake_due()
+
+    def _wake_due(self) -> None:
+        while self._sleepers and self._sleepers[0][0] <= self._now:
+            heapq.heappop(self._sleepers)[2].set()
+
+    async def sleep(self, seconds: float) -> None:
+        if seconds <= 0:
+            await anyio.lowlevel.checkpoint()
+            return
+        event = anyio.Event()
+        heapq.heappush(self._sleepers, (self._now + seconds, next(self._counter), event))
+        if self._driver is None or self._driver.done():
+            # aiohttp already ties the library to asyncio, so a plain asyncio task drives the clock.
+            self._driver = asyncio.get_running_loop().create_task(self._drive())
+        await event.wait()
+
+    async def _drive(self) -> None:
+        # Let every runnable task reach its next await, then jump to the earliest wake-up; stop when nobody
+        # sleeps any more (the next sleep starts a new driver).
+        while self._sleepers:
+            for _ in range(self._settle):
+                await asyncio.sleep(0)
+            if self._sleepers:
+                self._now = max(self._now, self._sleepers[0][0])
+                self._wake_due()
+
+
+def resolve_api_key(env_var: str, api_key: str | None) -> str:
+    """The API key: ``api_key`` if given, else the provider's variable, else ``HAILUO_API_KEY``."""
+    if api_key is not None:
+        if not isinstance(api_key, str) or not api_key.strip():
+            raise InvalidRequestError("api_key", "<hidden>", "a non-empty string")
+        return api_key.strip()
+    for name in (env_var, "HAILUO_API_KEY"):
+        value = os.environ.get(name, "").strip()
+        if value:
+            return value
+    raise InvalidRequestError(
+        "api_key", None, f"pass api_key=... or set the {env_var} (or HAILUO_API_KEY) environment variable"
+    )

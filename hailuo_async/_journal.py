@@ -1,0 +1,277 @@
+"""The batch journal: a SQLite file (WAL mode) that lets a killed batch resume without paying twice.
+
+For each item the client records its intent (with its idempotency key) before the submit is sent, the task id
+as soon as the provider answers, then the outcome and the downloaded path. An item is identified by provider +
+canonical request + its occurrence number in the input, so duplicate prompts stay distinct. Writes run on a
+worker thread, grouped into one transaction when several are waiting (group commit), so the event loop never
+blocks on the disk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import anyio
+import anyio.to_thread
+import msgspec
+
+from ._models import Generation, GenerationRequest
+
+__all__ = ["Journal", "JournalItem", "JournalSummary", "item_key"]
+
+ItemState = Literal["intent", "not_created", "uncertain", "submitted", "completed", "failed", "timed_out"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS items (
+    item_id TEXT PRIMARY KEY,
+    provider TEXT NOT NULL,
+    request TEXT NOT NULL,
+    occurrence INTEGER NOT NULL,
+    batch_index INTEGER,
+    idempotency_key TEXT NOT NULL,
+    state TEXT NOT NULL,
+    task_id TEXT,
+    submitted_at REAL,
+    video_url TEXT,
+    expires_at REAL,
+    completed_at REAL,
+    path TEXT,
+    error_type TEXT,
+    error_message TEXT,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS items_task ON items(task_id);
+"""
+
+_encode_request = msgspec.json.Encoder(order="sorted").encode
+_decode_request = msgspec.json.Decoder(GenerationRequest).decode
+
+
+def canonical_request(request: GenerationRequest) -> str:
+    """The request as stable JSON (sorted keys, defaults omitted by value)."""
+    return _encode_request(request).decode()
+
+
+def item_key(provider: str, request: GenerationRequest, occurrence: int) -> str:
+    """The journal id of the ``occurrence``-th (0-based) identical request of a batch."""
+    digest = hashlib.sha256(f"{provider}\n{canonical_request(request)}\n{occurrence}".encode())
+    return digest.hexdigest()[:32]
+
+
+class JournalItem(msgspec.Struct, frozen=True, kw_only=True):
+    """One item as recorded."""
+
+    item_id: str
+    provider: str
+    request: GenerationRequest
+    occurrence: int
+    batch_index: int | None
+    idempotency_key: str
+    state: ItemState
+    task_id: str | None = None
+    submitted_at: float | None = None
+    video_url: str | None = None
+    expires_at: float | None = None
+    completed_at: float | None = None
+    path: str | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+
+    def generation(self) -> Generation | None:
+        """The recorded result, for a completed item."""
+        if self.state != "completed" or not self.task_id or not self.video_url:
+            return None
+        return Generation(
+            provider=self.provider,
+            task_id=self.task_id,
+            request=self.request,
+            video_url=self.video_url,
+            expires_at=self.expires_at,
+            submitted_at=self.submitted_at or 0.0,
+            completed_at=self.completed_at or 0.0,
+            path=self.path,
+        )
+
+
+class JournalSummary(msgspec.Struct, frozen=True, kw_only=True):
+    """Counts per state, and the items still open or failed."""
+
+    total: int
+    counts: dict[str, int]
+    open_items: list[JournalItem]
+    failed_items: list[JournalItem]
+
+
+_COLUMNS = (
+    "item_id, provider, request, occurrence, batch_index, idempotency_key, state, task_id, submitted_at, "
+    "video_url, expires_at, completed_at, path, error_type, error_message"
+)
+
+
+def _row_to_item(row: tuple[Any, ...]) -> JournalItem:
+    return JournalItem(
+        item_id=row[0],
+        provider=row[1],
+        request=_decode_request(row[2]),
+        occurrence=row[3],
+        batch_index=row[4],
+        idempotency_key=row[5],
+        state=row[6],
+        task_id=row[7],
+        submitted_at=row[8],
+        video_url=row[9],
+        expires_at=row[10],
+        completed_at=row[11],
+        path=row[12],
+        error_type=row[13],
+        error_message=row[14],
+    )
+
+
+class Journal:
+    """An open journal file. Use :meth:`open` (async) or :meth:`open_sync`; close with :meth:`aclose`.
+
+    Every ``record_*`` coroutine returns once its write is committed; concurrent writes share one commit."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._db: sqlite3.Connection | None = None
+        self._items: dict[str, JournalItem] = {}
+        self._by_task: dict[str, str] = {}
+        self._pending: list[tuple[str, tuple[Any, ...]]] = []
+        self._flush_lock = anyio.Lock()
+        self._thread_lock = threading.Lock()
+        self._limiter = anyio.CapacityLimiter(1)
+
+    # -- opening and reading ------------------------------------------------------------------------------
+
+    def open_sync(self) -> Journal:
+        """Open (creating if needed) and load the journal; blocking."""
+        if self.path.parent and not self.path.parent.exists():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives a killed process; commits stay cheap
+        db.execute("PRAGMA busy_timeout=5000")
+        db.executescript(_SCHEMA)
+        self._db = db
+        self._items = {item.item_id: item for item in self._read_all()}
+        self._by_task = {item.task_id: item.item_id for item in self._items.values() if item.task_id}
+        return self
+
+    @classmethod
+    async def open(cls, path: str | os.PathLike[str]) -> Journal:
+        """Open (creating if needed) and load the journal off the event loop."""
+        journal = cls(path)
+        await anyio.to_thread.run_sync(journal.open_sync)
+        return journal
+
+    def _read_all(self) -> Iterator[JournalItem]:
+        assert self._db is not None
+        with self._thread_lock:
+            rows = self._db.execute(f"SELECT {_COLUMNS} FROM items ORDER BY batch_index, item_id").fetchall()
+        for row in rows:
+            yield _row_to_item(row)
+
+    def get(self, item_id: str) -> JournalItem | None:
+        """The recorded item, if any (from memory; no I/O)."""
+        return self._items.get(item_id)
+
+    def items(self) -> list[JournalItem]:
+        """Every recorded item, in batch order."""
+        return sorted(self._items.values(), key=lambda i: (i.batch_index is None, i.batch_index or 0, i.item_id))
+
+    def find_task(self, task_id: str) -> JournalItem | None:
+        """The item that produced ``task_id``."""
+        item_id = self._by_task.get(task_id)
+        return None if item_id is None else self._items.get(item_id)
+
+    def summary(self) -> JournalSummary:
+        """Counts per state and the items still open or failed."""
+        counts: dict[str, int] = {}
+        for item in self._items.values():
+            counts[item.state] = counts.get(item.state, 0) + 1
+        items = self.items()
+        return JournalSummary(
+            total=len(items),
+            counts=counts,
+            open_items=[i for i in items if i.state in ("intent", "uncertain", "submitted", "timed_out")],
+            failed_items=[i for i in items if i.state in ("failed", "not_created")],
+        )
+
+    # -- writing ------------------------------------------------------------------------------------------
+
+    def _apply(self, item: JournalItem) -> tuple[str, tuple[Any, ...]]:
+        self._items[item.item_id] = item
+        if item.task_id:
+            self._by_task[item.task_id] = item.item_id
+        return (
+            f"INSERT OR REPLACE INTO items ({_COLUMNS}, updated_at) VALUES ({', '.join('?' * 16)})",
+            (
+                item.item_id,
+                item.provider,
+                canonical_request(item.request),
+                item.occurrence,
+                item.batch_index,
+                item.idempotency_key,
+                item.state,
+                item.task_id,
+                item.submitted_at,
+                item.video_url,
+                item.expires_at,
+                item.completed_at,
+                item.path,
+                item.error_type,
+                item.error_message,
+                time.time(),
+            ),
+        )
+
+    async def write(self, item: JournalItem) -> None:
+        """Record ``item`` (replacing its previous record) and wait until it is committed."""
+        self._pending.append(self._apply(item))
+        async with self._flush_lock:
+            if not self._pending:
+                return  # an earlier flush carried our write
+            batch, self._pending = self._pending, []
+            await anyio.to_thread.run_sync(self._commit, batch, limiter=self._limiter)
+
+    def _commit(self, batch: list[tuple[str, tuple[Any, ...]]]) -> None:
+        db = self._db
+        if db is None:
+            raise RuntimeError("journal is closed")
+        with self._thread_lock:
+            db.execute("BEGIN")
+            try:
+                for sql, params in batch:
+                    db.execute(sql, params)
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    def close_sync(self) -> None:
+        """Commit what is pending and close; blocking."""
+        if self._db is None:
+            return
+        if self._pending:
+            batch, self._pending = self._pending, []
+            self._commit(batch)
+        with self._thread_lock:
+            self._db.close()
+        self._db = None
+
+    async def aclose(self) -> None:
+        """Commit what is pending and close the file."""
+        async with self._flush_lock:
+            await anyio.to_thread.run_sync(self.close_sync, limiter=self._limiter)
+
+    def __repr__(self) -> str:
+        return f"Journal({str(self.path)!r}, items={len(self._items)})"
