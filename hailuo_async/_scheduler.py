@@ -56,15 +56,19 @@ class RequestPacer:
     """Paces all API requests of one client, and pauses them all after a 429.
 
     ``fixed_rate`` (requests per second) disables learning. ``submit_rate`` (per second) additionally gates
-    submits. Statistics: ``rate_limited`` counts 429s seen, ``current_rate`` the rate in force (``None`` while
-    unlimited)."""
+    submits. Learning: a 429 sets the rate to a little under the rate the provider accepted over the last few
+    seconds of actual sending (pauses excluded); when too little was sent to measure, a low provisional rate
+    grows quickly until the next 429 gives a measurement. Once the limit is known the rate creeps towards it
+    slowly, so 429s stay rare. In-flight requests refused together count as one 429 event."""
 
-    WINDOW = 3.0
-    """Seconds of history used to measure the rate the provider accepted."""
-    BACKOFF = 0.9
-    """Share of the measured accepted rate kept after a 429."""
-    GROWTH = 0.02
-    """Relative rate increase per second without a 429 (gentle: about 1.2x per 10 s)."""
+    WINDOW = 2.0
+    """Seconds of sending used to measure the rate the provider accepts."""
+    MARGIN = 0.95
+    """Share of the measured accepted rate used after a 429."""
+    FAST_GROWTH = 0.25
+    """Relative increase per second while the limit is unknown or far above the current rate."""
+    SLOW_GROWTH = 0.003
+    """Relative increase per second near a measured limit."""
 
     def __init__(
         self,
@@ -80,8 +84,11 @@ class RequestPacer:
         self._bucket: TokenBucket | None = TokenBucket(fixed_rate, clock) if fixed_rate else None
         self._submits = TokenBucket(submit_rate, clock, burst=1.0) if submit_rate else None
         self._paused_until = 0.0
+        self._cooldown_until = 0.0
         self._accepted: collections.deque[float] = collections.deque()
+        self._measure_from = clock.monotonic()
         self._last_growth = clock.monotonic()
+        self._ceiling: float | None = None
         self.rate_limited = 0
 
     @property
@@ -113,10 +120,14 @@ class RequestPacer:
         accepted.append(now)
         while accepted and accepted[0] < now - self.WINDOW:
             accepted.popleft()
-        if self.fixed_rate is None and self._bucket is not None:
+        bucket = self._bucket
+        if self.fixed_rate is None and bucket is not None:
             elapsed = now - self._last_growth
-            if elapsed >= 1.0:
-                self._bucket.set_rate(self._bucket.rate * (1.0 + self.GROWTH) ** elapsed)
+            if elapsed >= 0.5:
+                ceiling = self._ceiling
+                fast = ceiling is None or bucket.rate < 0.9 * ceiling
+                growth = self.FAST_GROWTH if fast else self.SLOW_GROWTH
+                bucket.set_rate(bucket.rate * (1.0 + growth) ** elapsed)
                 self._last_growth = now
 
     def on_rate_limited(self, retry_after: float | None, default_pause: float = 1.0) -> None:
@@ -126,16 +137,23 @@ class RequestPacer:
         pause = retry_after if retry_after is not None and math.isfinite(retry_after) else default_pause
         self._paused_until = max(self._paused_until, now + pause)
         self._last_growth = max(now, self._paused_until)
-        if self.fixed_rate is not None:
-            return
+        if self.fixed_rate is not None or now < self._cooldown_until:
+            return  # requests already in flight when the rate was lowered: one event, not many
+        self._cooldown_until = self._paused_until + 0.2
+        span = now - max(self._measure_from, now - self.WINDOW)
         accepted = self._accepted
-        while accepted and accepted[0] < now - self.WINDOW:
+        while accepted and accepted[0] < now - span:
             accepted.popleft()
-        span = (now - accepted[0]) if len(accepted) > 1 else self.WINDOW
-        measured = len(accepted) / max(span, 0.5)
-        current = self._bucket.rate if self._bucket is not None else math.inf
-        target = max(self.min_rate, min(current, measured) * self.BACKOFF)
+        if span >= 0.5 and len(accepted) >= 3:
+            measured = len(accepted) / span
+            self._ceiling = measured
+            target = measured * self.MARGIN
+        else:  # too little sending to measure: start low, grow fast until the next 429 measures it
+            target = max(float(len(accepted)), 1.0) * 0.5
+        target = max(self.min_rate, target)
         if self._bucket is None:
             self._bucket = TokenBucket(target, self.clock, burst=1.0)
         else:
             self._bucket.set_rate(target)
+        self._measure_from = self._paused_until
+        accepted.clear()

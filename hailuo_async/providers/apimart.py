@@ -195,7 +195,10 @@ class Apimart(Provider):
 
     def parse_upload(self, response: HttpResponse) -> str:
         self.raise_for_error(response)
-        return self.decode(_decode_upload, response).url
+        url = self.decode(_decode_upload, response).url
+        if not url:
+            raise DecodeError("apimart: upload answer carries no url", provider=self.name)
+        return url
 
     def _envelope_error(
         self, response: HttpResponse, code: int | str | None, message: str | None

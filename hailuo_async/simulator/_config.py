@@ -109,8 +109,21 @@ class Faults(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
 class SimulatorConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Everything the simulator does, as one immutable, JSON-loadable value.
 
-    ``host``, ``port`` and ``cdn_port`` are read when the simulator starts; changing them at runtime has no effect.
-    ``port``/``cdn_port`` 0 pick free ports. Every other field takes effect on the next request.
+    - ``host``, ``port``, ``cdn_port``: where to bind (ports 0 pick free ones). Read at start only.
+    - ``seed``: seeds every random draw (generation times, failures, drift, faults) for reproducible runs.
+    - ``generation``: the distribution of a task's total time; ``queue_fraction`` of it is spent queued.
+    - ``estimated_time_error``: relative noise of apimart's ``estimated_time`` (whole seconds, >= 1).
+    - ``url_ttl``: seconds a signed video URL stays valid (each status poll signs a fresh one).
+    - ``failure_rate``: probability that a task fails with a content-policy error.
+    - ``video_bytes``: size of each MP4 (fixed per task when it is created).
+    - ``faults``: see :class:`Faults`. ``rate_limit``: a token bucket per provider and API key (None: no limit).
+    - ``minimax_http_errors``: MiniMax errors use real HTTP statuses (401/402/404/429/400) instead of 200.
+    - ``keys``: the accepted API keys (None: any non-empty bearer token).
+    - ``credits``: tasks each API key may create (None: unlimited).
+    - ``idempotency``: apimart honours ``Idempotency-Key``.
+    - ``drift``: about half of the tasks answer the providers' other documented response shapes.
+
+    Every field except ``host``/``port``/``cdn_port``/``seed`` takes effect on the next request after a change.
     """
 
     host: str = "127.0.0.1"

@@ -7,10 +7,10 @@ timestamps the providers put in their bodies.
 from __future__ import annotations
 
 import math
+import os
 import random
 import re
 import time
-import zlib
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any, Literal
@@ -20,9 +20,11 @@ import msgspec
 from ._config import GenerationTimes, RateLimit, SimulatorConfig
 
 __all__ = [
+    "Counters",
     "Markers",
     "Outcome",
     "Provider",
+    "SimState",
     "SimTask",
     "SimulatorStats",
     "Task",
@@ -172,6 +174,7 @@ class Task:
         "alt",
         "api_key",
         "created",
+        "created_wall",
         "estimated_time",
         "file_id",
         "gen_time",
@@ -183,6 +186,7 @@ class Task:
         "request",
         "resolution",
         "task_id",
+        "video_bytes",
     )
 
     def __init__(
@@ -195,12 +199,15 @@ class Task:
         api_key: str,
         idempotency_key: str | None,
         created: float,
+        created_wall: float,
         gen_time: float,
         queue_time: float,
         outcome: Outcome,
         estimated_time: int,
         resolution: str,
         file_id: int | None,
+        video_bytes: int,
+        alt: bool,
     ) -> None:
         self.provider = provider
         self.task_id = task_id
@@ -209,14 +216,16 @@ class Task:
         self.api_key = api_key
         self.idempotency_key = idempotency_key
         self.created = created
+        self.created_wall = created_wall
         self.gen_time = gen_time
         self.queue_time = queue_time
         self.outcome = outcome
         self.estimated_time = estimated_time
         self.resolution = resolution
         self.file_id = file_id
-        # With ``drift`` on, about half of the tasks (chosen by id) answer the providers' other documented shapes.
-        self.alt = bool(zlib.crc32(task_id.encode()) & 1)
+        self.video_bytes = video_bytes
+        # With ``drift`` on, the tasks with ``alt`` set (about half) answer the providers' other documented shapes.
+        self.alt = alt
 
     def state(self, now: float) -> tuple[TaskState, int]:
         """The state and progress (0-100) at monotonic time ``now``."""
@@ -235,11 +244,11 @@ class Task:
             provider=self.provider,
             task_id=self.task_id,
             prompt=self.prompt,
-            request=self.request,
+            request=dict(self.request),
             api_key=self.api_key,
             idempotency_key=self.idempotency_key,
-            created_at=timebase.wall(self.created),
-            ready_at=None if self.outcome == "hang" else timebase.wall(self.created + self.gen_time),
+            created_at=self.created_wall,
+            ready_at=None if self.outcome == "hang" else self.created_wall + self.gen_time,
             generation_time=self.gen_time,
             outcome=self.outcome,
             state=self.state(timebase.now())[0],
@@ -296,6 +305,7 @@ class TaskStore:
         else:
             outcome = "success"
         noisy = gen_time * (1.0 + rng.gauss(0.0, config.estimated_time_error))
+        now = self.timebase.now()
         task = Task(
             provider=provider,
             task_id=self._new_task_id(provider),
@@ -303,13 +313,16 @@ class TaskStore:
             request=request,
             api_key=api_key,
             idempotency_key=idempotency_key,
-            created=self.timebase.now(),
+            created=now,
+            created_wall=self.timebase.wall(now),
             gen_time=gen_time,
             queue_time=gen_time * config.queue_fraction,
             outcome=outcome,
             estimated_time=max(1, math.ceil(noisy)),
             resolution=resolution,
             file_id=self._new_file_id() if provider == "minimax" else None,
+            video_bytes=config.video_bytes,
+            alt=rng.random() < 0.5,
         )
         self.tasks[task.task_id] = task
         if task.file_id is not None:
@@ -356,3 +369,23 @@ class TokenBuckets:
             return 0
         bucket[0] = tokens
         return max(1, math.ceil((1.0 - tokens) / limit.rate))
+
+
+class SimState:
+    """Everything the API app and the CDN app share; owned by :class:`~hailuo_async.simulator.Simulator`."""
+
+    def __init__(self, config: SimulatorConfig, clock: Callable[[], float] | None = None) -> None:
+        self.config = config
+        self.timebase = Timebase(clock)
+        self.store = TaskStore(config.seed, self.timebase)
+        self.buckets = TokenBuckets(self.timebase.clock)
+        self.counters = Counters()
+        self.fault_rng = random.Random(f"faults|{config.seed}")
+        self.uploads: dict[str, tuple[bytes, str]] = {}  # CDN path -> (bytes, content type)
+        self.seen_keys: set[str] = set()  # every bearer token seen on the API port
+        self.secret = os.urandom(16)  # signs CDN video URLs
+        self.cdn_base = ""  # set once the CDN site is bound
+        self.inflight = 0
+
+    def wall_now(self) -> float:
+        return self.timebase.wall(self.timebase.now())

@@ -1,0 +1,103 @@
+"""Command line: ``python -m hailuo_async.simulator [--host H] [--port N] [--cdn-port N] [--config JSON|FILE]``.
+
+Prints exactly one JSON line with the base URLs once both ports are bound, then serves until SIGINT or SIGTERM and
+exits 0. :func:`build_arg_parser` and :func:`run_from_args` let another CLI (``hailuo simulate``) reuse this.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from pathlib import Path
+
+import msgspec
+
+from ._config import SimulatorConfig
+from ._server import Simulator
+
+__all__ = ["build_arg_parser", "config_from_args", "main", "run_from_args"]
+
+
+def build_arg_parser(parser: argparse.ArgumentParser) -> None:
+    """Add the simulator's options to ``parser``."""
+    parser.add_argument("--host", default=None, help="interface to bind (default 127.0.0.1, or the config's)")
+    parser.add_argument("--port", type=int, default=None, help="API port (default: a free port)")
+    parser.add_argument("--cdn-port", type=int, default=None, help="CDN port (default: a free port)")
+    parser.add_argument(
+        "--config",
+        default=None,
+        metavar="JSON|FILE",
+        help="SimulatorConfig as inline JSON (starting with '{') or the path of a JSON file",
+    )
+
+
+def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
+    """The config described by parsed arguments; command-line ports and host override the config's."""
+    source: str | None = args.config
+    if source is None:
+        config = SimulatorConfig()
+    elif source.lstrip().startswith("{"):
+        config = SimulatorConfig.from_json(source)
+    else:
+        config = SimulatorConfig.from_file(Path(source))
+    overrides = {
+        name: value
+        for name, value in (("host", args.host), ("port", args.port), ("cdn_port", args.cdn_port))
+        if value is not None
+    }
+    return msgspec.structs.replace(config, **overrides) if overrides else config
+
+
+async def run_from_args(args: argparse.Namespace) -> int:
+    """Start the simulator, print the JSON line of URLs, serve until SIGINT/SIGTERM; returns the exit code."""
+    config = config_from_args(args)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    installed: list[signal.Signals] = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # e.g. Windows, or not the main thread
+            loop.add_signal_handler(signum, stop.set)
+            installed.append(signum)
+    try:
+        async with Simulator(config) as sim:
+            urls = sim.urls
+            line = {
+                "apimart": urls.apimart,
+                "toapis": urls.toapis,
+                "minimax": urls.minimax,
+                "cdn": urls.cdn,
+                "stats": urls.stats,
+            }
+            print(msgspec.json.encode(line).decode(), flush=True)
+            await stop.wait()
+    finally:
+        for signum in installed:
+            loop.remove_signal_handler(signum)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m hailuo_async.simulator",
+        description="Serve a local simulator of the apimart, toapis and MiniMax video APIs.",
+    )
+    build_arg_parser(parser)
+    args = parser.parse_args(argv)
+    try:
+        config_from_args(args)
+    except (OSError, msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
+        parser.error(f"invalid --config: {exc}")
+    try:
+        return asyncio.run(run_from_args(args))
+    except KeyboardInterrupt:
+        return 0
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
