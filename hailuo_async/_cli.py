@@ -76,6 +76,8 @@ JOURNAL_NAME = ".hailuo-journal.sqlite"
 """The journal's file name inside ``--out``."""
 MAX_REPORTED_PROBLEMS = 20
 """Bad lines of a batch file listed before the rest are only counted."""
+MAX_LISTED_FAILURES = 20
+"""Failed items the summary lists before the rest are only counted."""
 
 _REQUEST_FIELDS: tuple[str, ...] = GenerationRequest.__struct_fields__
 _BOOL_FIELDS = ("prompt_optimizer", "fast_pretreatment", "watermark")
@@ -656,6 +658,8 @@ def print_summary(
         saved = sum(1 for _, generation in run.successes if generation.path)
         rows.append(("videos saved", f"{saved} in {download_to}{os.sep}"))
     failures = [(f"#{i}", _shorten(run.tracker.labels[i], 50), _failure_reason(e)) for i, e in run.failures]
+    hidden_failures = max(0, len(failures) - MAX_LISTED_FAILURES)
+    failures = failures[:MAX_LISTED_FAILURES]
     urls: list[tuple[str, str]] = []
     if download_to is None:
         urls = [(f"#{i}", g.video_url) for i, g in run.successes]
@@ -676,6 +680,8 @@ def print_summary(
                 failed.add_column(name, overflow="fold")
             for failure in failures:
                 failed.add_row(*failure)
+            if hidden_failures:
+                failed.add_row("…", f"and {hidden_failures} more", "(--json lists every item)")
             console.print(failed)
         if urls:
             videos = Table(title="Videos", title_justify="left", title_style="bold")
@@ -691,6 +697,8 @@ def print_summary(
         for item, label, reason in failures:
             lines.append(f"  {item}  {label!r}")
             lines.append(f"  {' ' * len(item)}  {reason}")
+        if hidden_failures:
+            lines.append(f"  ... and {hidden_failures} more (--json lists every item)")
     if urls:
         lines.append("Videos")
         lines.extend(f"  {item}  {url}" for item, url in urls)
@@ -1573,20 +1581,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
-    """The CLI's log handler (replaced on each call of :func:`main`)."""
+@contextlib.contextmanager
+def _logging_to(stream: TextIO, *, verbose: int, quiet: bool) -> Iterator[None]:
+    """Send the library's log (logger ``hailuo_async``) to ``stream`` for the duration of one command.
 
-
-def _configure_logging(verbose: int, quiet: bool, stream: TextIO) -> None:
+    ``-v`` shows INFO, ``-vv`` DEBUG; by default only warnings, with ``--quiet`` only errors. The logger's earlier
+    state is restored afterwards, so calling :func:`main` in process leaves logging as it found it."""
     log = logging.getLogger("hailuo_async")
-    for handler in list(log.handlers):
-        if isinstance(handler, _Handler):
-            log.removeHandler(handler)
-    handler = _Handler(stream)
+    saved = (log.level, log.propagate)
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("hailuo: %(levelname)s: %(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.ERROR if quiet else {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG))
     log.propagate = False
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(saved[0])
+        log.propagate = saved[1]
 
 
 def _program_words(argv: Sequence[str] | None) -> list[str]:
@@ -1608,11 +1621,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else (EXIT_OK if exc.code is None else EXIT_USAGE)
     quiet = bool(getattr(args, "quiet", False))
     out = Output(json_mode=bool(getattr(args, "json", False)), quiet=quiet, stdout=sys.stdout, stderr=sys.stderr)
-    _configure_logging(int(getattr(args, "verbose", 0) or 0), quiet, sys.stderr)
     ctx = Context(out=out, invocation=[*_program_words(argv), *arguments], stdin=sys.stdin)
     handler: Callable[[argparse.Namespace, Context], int] = args.handler
     try:
-        return handler(args, ctx)
+        with _logging_to(sys.stderr, verbose=int(getattr(args, "verbose", 0) or 0), quiet=quiet):
+            return handler(args, ctx)
     except UsageError as exc:
         out.error(str(exc))
         return EXIT_USAGE

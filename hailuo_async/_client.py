@@ -47,6 +47,7 @@ from ._exceptions import (
     InvalidRequestError,
     NotSubmittedError,
     RateLimitError,
+    ReadTimeoutError,
     ServerError,
     SubmissionUncertainError,
     TransportError,
@@ -54,7 +55,7 @@ from ._exceptions import (
 from ._http import redact
 from ._images import FrameResolver
 from ._journal import Journal, JournalItem, item_key
-from ._models import ClientStatistics, Generation, GenerationRequest, ItemEvent, Task, TaskState, TaskStatus
+from ._models import ClientStatistics, EventKind, Generation, GenerationRequest, ItemEvent, Task, TaskState, TaskStatus
 from ._poller import Outcome, Poller
 from ._retry import call_with_retries, submit_may_retry
 from ._scheduler import RequestPacer
@@ -112,6 +113,10 @@ class _Batch:
         self.task_ids: set[str] = set()
         self.occurrences: dict[str, int] = {}
 
+    def stopped_by(self) -> HailuoError | None:
+        """The fatal error that stopped submitting, if any (may change across awaits)."""
+        return self.fatal
+
     def finish(self, index: int, outcome: Outcome) -> None:
         self.sink(index, outcome)
         self.pending -= 1
@@ -162,7 +167,7 @@ class HailuoClient:
         *,
         max_concurrency: int = 16,
         requests_per_second: float | None = None,
-        submits_per_minute: float | None | Unset = UNSET,
+        submits_per_minute: float | Unset | None = UNSET,
         timeouts: Timeouts = DEFAULT_TIMEOUTS,
         poll: PollPolicy = DEFAULT_POLL,
         retry: RetryPolicy = DEFAULT_RETRY,
@@ -365,7 +370,7 @@ class HailuoClient:
         if self._last_seen.get(task.task_id) == seen or status.state.terminal:
             return
         self._last_seen[task.task_id] = seen
-        kind = "queued" if status.state is TaskState.QUEUED else "running"
+        kind: EventKind = "queued" if status.state is TaskState.QUEUED else "running"
         self._emit(route[2], ItemEvent(index=route[1], kind=kind, task_id=task.task_id, progress=status.progress))
 
     # -- single tasks -------------------------------------------------------------------------------------
@@ -381,7 +386,7 @@ class HailuoClient:
         self.provider.validate(generation_request)
         return await self._submit(generation_request, idempotency_key=uuid.uuid4().hex, batch=None)
 
-    async def wait(self, task: Task, *, timeout: float | None | Unset = UNSET) -> Generation:
+    async def wait(self, task: Task, *, timeout: float | Unset | None = UNSET) -> Generation:
         """Wait for ``task`` to finish; raises :class:`GenerationFailedError` or :class:`GenerationTimeoutError`.
 
         ``timeout`` (seconds from now) defaults to the poll policy's deadline; ``None`` waits forever."""
@@ -427,7 +432,7 @@ class HailuoClient:
         request: ItemInput | None = None,
         /,
         *,
-        timeout: float | None | Unset = UNSET,
+        timeout: float | Unset | None = UNSET,
         download_to: str | os.PathLike[str] | None = None,
         **options: Any,
     ) -> Generation:
@@ -438,7 +443,9 @@ class HailuoClient:
             generation = await self.download(generation, download_to)
         return generation
 
-    async def download(self, generation: Generation, dest: str | os.PathLike[str], *, index: int | None = None) -> Generation:
+    async def download(
+        self, generation: Generation, dest: str | os.PathLike[str], *, index: int | None = None
+    ) -> Generation:
         """Save the video into the folder ``dest``; returns the generation with ``path`` set.
 
         Streams through a session that carries no credentials, verifies size and MP4 signature, renames
@@ -485,31 +492,46 @@ class HailuoClient:
         idempotent = self.provider.honours_idempotency_key
         maybe_sent: list[bool] = [False]
 
-        async def attempt() -> str:
+        async def attempt() -> tuple[str, float]:
             await self._pacer.acquire(submit=True)
             self._count_request("submit")
-            try:
-                response = await self.transport.send(http)
-            except TransportError as exc:
-                maybe_sent[0] = maybe_sent[0] or exc.maybe_sent
-                raise
-            if response.status != 429:
-                self._pacer.on_success()
-            try:
-                return self.provider.parse_submit(response)
-            except RateLimitError as exc:
-                self._pacer.on_rate_limited(exc.retry_after, self.retry.rate_limit_default)
-                raise
-            except (ServerError, DecodeError):
-                maybe_sent[0] = True  # a 5xx or an unreadable 2xx: the task may well exist
-                raise
+            # Once the POST may be on its way, a cancellation (Ctrl-C, a cancelled batch) waits for the answer
+            # and records the task id instead of abandoning a task that may already be paid for. The wait is
+            # bounded by the request timeouts.
+            with anyio.CancelScope(shield=True) as shield:
+                shield.deadline = anyio.current_time() + self.timeouts.connect + self.timeouts.read + 1.0
+                try:
+                    response = await self.transport.send(http)
+                except TransportError as exc:
+                    maybe_sent[0] = maybe_sent[0] or exc.maybe_sent
+                    raise
+                if response.status != 429:
+                    self._pacer.on_success()
+                try:
+                    task_id = self.provider.parse_submit(response)
+                except RateLimitError as exc:
+                    self._pacer.on_rate_limited(exc.retry_after, self.retry.rate_limit_default)
+                    raise
+                except (ServerError, DecodeError):
+                    maybe_sent[0] = True  # a 5xx or an unreadable 2xx: the task may well exist
+                    raise
+                submitted_at = self.clock.time()
+                if journal is not None and journal_item is not None:
+                    await journal.write(
+                        msgspec.structs.replace(
+                            journal_item, state="submitted", task_id=task_id, submitted_at=submitted_at
+                        )
+                    )
+                return task_id, submitted_at
+            maybe_sent[0] = True  # the shield's own deadline passed while the POST was in flight
+            raise ReadTimeoutError("submit: no answer before the deadline")
 
         self._counters.submitting += 1
         try:
             try:
-                task_id = await call_with_retries(
+                task_id, submitted_at = await call_with_retries(
                     attempt,
-                    policy=msgspec.structs.replace(self.retry, max_attempts=self.retry.max_attempts * 2),
+                    policy=self.retry,
                     should_retry=lambda exc: submit_may_retry(exc, idempotent=idempotent),
                     on_retry=self._count_retry,
                 )
@@ -531,7 +553,10 @@ class HailuoClient:
                         with anyio.CancelScope(shield=True):
                             await journal.write(
                                 msgspec.structs.replace(
-                                    journal_item, state="uncertain", error_type=type(error).__name__, error_message=str(error)
+                                    journal_item,
+                                    state="uncertain",
+                                    error_type=type(error).__name__,
+                                    error_message=str(error),
                                 )
                             )
                     raise error from exc
@@ -547,17 +572,10 @@ class HailuoClient:
                 provider=self.provider.name,
                 task_id=task_id,
                 request=original,
-                submitted_at=self.clock.time(),
+                submitted_at=submitted_at,
                 idempotency_key=idempotency_key if idempotent else None,
             )
             self._counters.submitted += 1
-            if journal is not None and journal_item is not None:
-                with anyio.CancelScope(shield=True):  # the task id must reach the disk even if we are cancelled
-                    await journal.write(
-                        msgspec.structs.replace(
-                            journal_item, state="submitted", task_id=task_id, submitted_at=task.submitted_at
-                        )
-                    )
             logger.debug("hailuo_async: %s accepted task %s", self.provider.name, task_id)
             return task
         finally:
@@ -572,7 +590,7 @@ class HailuoClient:
         return_exceptions: bool = False,
         download_to: str | os.PathLike[str] | None = None,
         on_event: EventCallback | None = None,
-        timeout: float | None | Unset = UNSET,
+        timeout: float | Unset | None = UNSET,
     ) -> list[Generation | HailuoError]:
         """Generate every item (prompts and :class:`GenerationRequest` mixed); results in input order.
 
@@ -597,7 +615,7 @@ class HailuoClient:
         *,
         download_to: str | os.PathLike[str] | None = None,
         on_event: EventCallback | None = None,
-        timeout: float | None | Unset = UNSET,
+        timeout: float | Unset | None = UNSET,
     ) -> AsyncIterator[tuple[int, Generation | HailuoError]]:
         """Like :meth:`gather_generations`, yielding ``(index, outcome)`` as each item finishes.
 
@@ -645,7 +663,7 @@ class HailuoClient:
         *,
         download_to: str | os.PathLike[str] | None,
         on_event: EventCallback | None,
-        timeout: float | None | Unset,
+        timeout: float | Unset | None,
     ) -> None:
         poller = self._require_open()
         slots = self._submit_slots
@@ -654,69 +672,78 @@ class HailuoClient:
         directory = None if download_to is None else Path(download_to)
         if directory is not None:
             directory.mkdir(parents=True, exist_ok=True)
-        async with anyio.create_task_group() as tg:
-            batch = _Batch(sink, tg, on_event, directory, deadline)
-
-            def finish(index: int, outcome: Outcome) -> None:
-                self._count_outcome(outcome)
-                if isinstance(outcome, BaseException):
-                    self._emit(on_event, ItemEvent(index=index, kind="failed", error=outcome))
-                batch.finish(index, outcome)
-
-            try:
-                for index, item in enumerate(items):
-                    batch.pending += 1
-                    try:
-                        request = _to_request(item, {})
-                        self.provider.validate(request)
-                    except InvalidRequestError as exc:
-                        finish(index, exc)
-                        continue
-                    if batch.fatal is not None:
-                        finish(index, _not_submitted(batch.fatal))
-                        continue
-                    await slots.acquire()  # backpressure before spawning: at most max_concurrency submitting
-                    if batch.fatal is not None:
-                        slots.release()
-                        finish(index, _not_submitted(batch.fatal))
-                        continue
-                    tg.start_soon(self._run_item, batch, index, request, finish)
-                batch.produced_all = True
-                if batch.pending == 0:
-                    batch.done.set()
-                await batch.done.wait()
-            finally:
-                batch.open = False
+        batch: _Batch | None = None
+        try:
+            async with anyio.create_task_group() as tg:
+                batch = _Batch(sink, tg, on_event, directory, deadline)
+                try:
+                    await self._produce(batch, items, slots)
+                finally:
+                    batch.open = False  # from here on, late results and late submits are not taken in
+        finally:
+            if batch is not None:
                 for task_id in batch.task_ids:
                     poller.untrack(task_id)
                     self._event_routes.pop(task_id, None)
                     self._last_seen.pop(task_id, None)
 
-    async def _run_item(
-        self, batch: _Batch, index: int, request: GenerationRequest, finish: Callable[[int, Outcome], None]
-    ) -> None:
+    def _finish(self, batch: _Batch, index: int, outcome: Outcome) -> None:
+        self._count_outcome(outcome)
+        if isinstance(outcome, BaseException):
+            self._emit(batch.on_event, ItemEvent(index=index, kind="failed", error=outcome))
+        batch.finish(index, outcome)
+
+    async def _produce(self, batch: _Batch, items: Iterable[ItemInput], slots: anyio.Semaphore) -> None:
+        """Read the input lazily, spawn one submit per item under the concurrency bound, wait for every outcome."""
+        for index, item in enumerate(items):
+            batch.pending += 1
+            try:
+                request = _to_request(item, {})
+                self.provider.validate(request)
+            except InvalidRequestError as exc:
+                self._finish(batch, index, exc)
+                continue
+            if batch.fatal is not None:
+                self._finish(batch, index, _not_submitted(batch.fatal))
+                continue
+            await slots.acquire()  # backpressure before spawning: at most max_concurrency submitting
+            fatal = batch.stopped_by()  # another item may have hit a fatal error while we waited
+            if fatal is not None:
+                slots.release()
+                self._finish(batch, index, _not_submitted(fatal))
+                continue
+            batch.tg.start_soon(self._run_item, batch, index, request)
+        batch.produced_all = True
+        if batch.pending == 0:
+            batch.done.set()
+        await batch.done.wait()
+
+    async def _run_item(self, batch: _Batch, index: int, request: GenerationRequest) -> None:
         poller = self._poller
         assert poller is not None and self._submit_slots is not None
         try:
             task, recorded = await self._start_item(batch, index, request)
         except HailuoError as exc:
             self._submit_slots.release()
-            finish(index, exc)
+            self._finish(batch, index, exc)
             return
         except BaseException:
             self._submit_slots.release()
             raise
         self._submit_slots.release()
         if recorded is not None:  # finished in an earlier run
-            batch.tg.start_soon(self._settle, batch, index, recorded, finish, None)
+            batch.tg.start_soon(self._settle, batch, index, recorded, None)
             return
         assert task is not None
+        if not batch.open:  # the batch was cancelled while this submit was finishing
+            logger.warning("hailuo_async: task %s was accepted as its batch stopped; not polled", task.task_id)
+            return
         batch.task_ids.add(task.task_id)
         self._event_routes[task.task_id] = (batch, index, batch.on_event)
 
         def on_outcome(outcome: Outcome) -> None:
             if batch.open:
-                batch.tg.start_soon(self._settle, batch, index, outcome, finish, task)
+                batch.tg.start_soon(self._settle, batch, index, outcome, task)
 
         poller.track(task, on_outcome, deadline=batch.deadline)
 
@@ -792,15 +819,16 @@ class HailuoClient:
         batch: _Batch,
         index: int,
         outcome: Outcome,
-        finish: Callable[[int, Outcome], None],
         task: Task | None,
     ) -> None:
         """Record an item's outcome, save its video if asked, report it."""
         journal = self._journal
         if isinstance(outcome, Generation):
-            self._emit(batch.on_event, ItemEvent(index=index, kind="completed", task_id=outcome.task_id, generation=outcome))
+            self._emit(
+                batch.on_event, ItemEvent(index=index, kind="completed", task_id=outcome.task_id, generation=outcome)
+            )
             await self._record(outcome, index)
-            if batch.download_to is not None and not (outcome.path and Path(outcome.path).is_file()):
+            if batch.download_to is not None and not (outcome.path and await anyio.Path(outcome.path).is_file()):
                 try:
                     outcome = await self.download(outcome, batch.download_to, index=index)
                 except HailuoError as exc:
@@ -808,15 +836,16 @@ class HailuoClient:
                         f"task {outcome.task_id} finished but its video could not be saved: {exc}", generation=outcome
                     )
                     error.__cause__ = exc
-                    finish(index, error)
+                    self._finish(batch, index, error)
                     return
                 await self._record(outcome, index)
                 self._emit(
-                    batch.on_event, ItemEvent(index=index, kind="downloaded", task_id=outcome.task_id, generation=outcome)
+                    batch.on_event,
+                    ItemEvent(index=index, kind="downloaded", task_id=outcome.task_id, generation=outcome),
                 )
         elif journal is not None and task is not None:
             await self._record_failure(task, outcome)
-        finish(index, outcome)
+        self._finish(batch, index, outcome)
 
     async def _record(self, generation: Generation, index: int) -> None:
         journal = self._journal
@@ -868,7 +897,7 @@ async def gather_generations(
     return_exceptions: bool = False,
     download_to: str | os.PathLike[str] | None = None,
     on_event: EventCallback | None = None,
-    timeout: float | None | Unset = UNSET,
+    timeout: float | Unset | None = UNSET,
     **client_options: Any,
 ) -> list[Generation | HailuoError]:
     """One-shot helper: open a :class:`HailuoClient` and run :meth:`~HailuoClient.gather_generations`."""
@@ -883,7 +912,7 @@ async def generate(
     /,
     *,
     provider: str = "apimart",
-    timeout: float | None | Unset = UNSET,
+    timeout: float | Unset | None = UNSET,
     download_to: str | os.PathLike[str] | None = None,
     client_options: dict[str, Any] | None = None,
     **options: Any,

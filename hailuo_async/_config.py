@@ -178,9 +178,7 @@ class FakeClock:
 
     Usage: ``HailuoClient(..., transport=MockTransport(handler), clock=FakeClock())``."""
 
-    def __init__(
-        self, start: float = 1_000.0, *, unix_offset: float = 1_700_000_000.0, settle: int = 20
-    ) -> None:
+    def __init__(self, start: float = 1_000.0, *, unix_offset: float = 1_700_000_000.0, settle: int = 20) -> None:
         self._now = start
         self._unix_offset = unix_offset
         self._settle = settle

@@ -18,6 +18,7 @@ gateway or its CDN) and is usually signed and short-lived, so this module treats
 from __future__ import annotations
 
 import errno
+import glob
 import hashlib
 import os
 import re
@@ -195,6 +196,7 @@ class _Transfer:
         self.file = file  # kept open across attempts, so reading starts as soon as the headers arrive
         self.offset = 0  # bytes of the video on disk in ``part``; the file position is always here
         self.restart = False  # ask for the whole video next time (the bytes on disk are dropped when it arrives)
+        self.total: int | None = None  # full size of the video, once an answer told us
 
 
 def _content_range(value: str | None) -> tuple[int, int | None] | None:
@@ -260,6 +262,7 @@ async def _attempt(transport: Transport, transfer: _Transfer, *, max_bytes: int,
             else:
                 raise DownloadError(f"download of {shown} failed with HTTP {status}")
             transfer.restart = False  # from here on the file follows this body
+            transfer.total = total
             if total is not None and total > max_bytes:
                 raise DownloadError(f"download of {shown}: {total} bytes exceeds the limit of {max_bytes} bytes")
             if total is not None and expected_size is not None and total != expected_size:
@@ -330,6 +333,10 @@ def _read_head(path: Path) -> bytes:
 def _create_part(directory: Path, name: str) -> Path:
     """A new, empty, uniquely named hidden ``.part`` file next to the final name (never an existing file)."""
     base = name[:150]
+    # A process killed mid-transfer leaves its .part behind; the next download of the same name clears it.
+    for stale in directory.glob(f".{glob.escape(base)}.*.part"):
+        if stale.is_file() and not stale.is_symlink():
+            stale.unlink(missing_ok=True)
     for _ in range(100):
         part = directory / f".{base}.{secrets.token_hex(4)}.part"
         try:
@@ -394,7 +401,7 @@ async def _transfer_with_retries(
     on_retry: Callable[[Exception, float], None] | None,
 ) -> None:
     refreshed = False
-    failures = 0
+    failures = attempts = 0
     while True:
         before = transfer.offset
         try:
@@ -412,9 +419,13 @@ async def _transfer_with_retries(
             if isinstance(exc, TransportError) and type(exc) is TransportError and not exc.maybe_sent:
                 # The transport refused the URL itself (scheme, https→http redirect): retrying cannot help.
                 raise DownloadError(f"download of {_shown(transfer.url)} refused: {exc}") from None
-            if transfer.offset - before < _PROGRESS:  # an attempt that moved the video on is not a failure
+            gained = transfer.offset - before
+            # An attempt that moved the video on (256 KiB, or a quarter of what was left) is not a failure;
+            # the total number of attempts stays bounded all the same.
+            if gained < _PROGRESS and (transfer.total is None or gained * 4 < transfer.total - before):
                 failures += 1
-            if failures >= retry.max_attempts:
+            attempts += 1
+            if failures >= retry.max_attempts or attempts >= 10 * retry.max_attempts:
                 raise DownloadError(
                     f"download of {_shown(transfer.url)} failed after {failures} attempts: {exc}"
                 ) from None

@@ -134,9 +134,7 @@ class RateLimitError(APIError):
         request_id: str | None = None,
         retry_after: float | None = None,
     ) -> None:
-        super().__init__(
-            message, provider=provider, status_code=status_code, code=code, request_id=request_id
-        )
+        super().__init__(message, provider=provider, status_code=status_code, code=code, request_id=request_id)
         self.retry_after = retry_after
 
 

@@ -78,8 +78,6 @@ def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -
             when = email.utils.parsedate_to_datetime(raw)
         except (TypeError, ValueError, IndexError, OverflowError):
             return None
-        if when is None:
-            return None
         value = when.timestamp() - (time.time() if now is None else now)
     if not math.isfinite(value):
         return None
@@ -87,7 +85,9 @@ def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -
 
 
 _SECRET_PATTERNS = re.compile(
-    r"(Bearer\s+)[^\s\"',;]+|((?:sig|signature|token|key|api_key|apikey|X-Amz-Signature|exp)=)[^&\s\"']+",
+    r"((?:Bearer\s+)+)[^\s\"',;]+"
+    r"|((?:sig|signature|token|key|api_key|apikey|X-Amz-Signature|exp)=(?:Bearer\s+)*)[^&\s\"']+"
+    r"|((?<![A-Za-z0-9])sk-)[A-Za-z0-9_\-]{6,}",
     re.IGNORECASE,
 )
 
@@ -97,4 +97,4 @@ def redact(text: str, *secrets: str | None) -> str:
     for secret in secrets:
         if secret:
             text = text.replace(secret, "***")
-    return _SECRET_PATTERNS.sub(lambda m: (m.group(1) or m.group(2)) + "***", text)
+    return _SECRET_PATTERNS.sub(lambda m: (m.group(1) or m.group(2) or m.group(3)) + "***", text)

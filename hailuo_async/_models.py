@@ -79,9 +79,7 @@ def frame_kind(source: str) -> FrameKind:
 
 def _check_prompt(prompt: str) -> None:
     if len(prompt) > MAX_PROMPT_LENGTH:
-        raise InvalidRequestError(
-            "prompt", prompt, f"at most {MAX_PROMPT_LENGTH} characters (got {len(prompt)})"
-        )
+        raise InvalidRequestError("prompt", prompt, f"at most {MAX_PROMPT_LENGTH} characters (got {len(prompt)})")
     if "\x00" in prompt:
         raise InvalidRequestError("prompt", prompt, "must not contain NUL characters")
     for match in _BRACKET.finditer(prompt):
@@ -106,15 +104,11 @@ def _check_frame(parameter: str, value: object) -> str | None:
     if isinstance(value, os.PathLike):
         value = os.fspath(value)
     if not isinstance(value, str) or not value.strip():
-        raise InvalidRequestError(
-            parameter, value, "an http(s) URL, a data:image/...;base64, URI or a local file path"
-        )
+        raise InvalidRequestError(parameter, value, "an http(s) URL, a data:image/...;base64, URI or a local file path")
     if "\x00" in value:
         raise InvalidRequestError(parameter, value, "must not contain NUL characters")
     head = _DATA_URI_HEAD.match(value) if frame_kind(value) == "data_uri" else None
-    if frame_kind(value) == "data_uri" and (
-        head is None or not _BASE64.match(value[head.end() : head.end() + 4096] or "=")
-    ):
+    if frame_kind(value) == "data_uri" and (head is None or not _BASE64.match(value[head.end() : head.end() + 4096])):
         raise InvalidRequestError(
             parameter, value[:40], "a data URI must look like data:image/jpeg|png|webp;base64,<data>"
         )

@@ -26,7 +26,7 @@ from ._exceptions import (
     HailuoError,
     RateLimitError,
 )
-from ._http import HttpResponse
+from ._http import HttpResponse, redact
 from ._models import Generation, Task, TaskState, TaskStatus
 from ._retry import call_with_retries, is_retryable, retry_delay
 from ._scheduler import RequestPacer
@@ -305,7 +305,7 @@ class Poller:
             self._resolve(
                 entry,
                 GenerationFailedError(
-                    status.error or "task failed",
+                    redact(status.error or "task failed"),
                     provider=self.provider.name,
                     task_id=task.task_id,
                     code=status.error_code,
@@ -369,9 +369,7 @@ class Poller:
         now = self.clock.monotonic()
         if self._past_deadline(entry, now, cause=exc):
             return
-        logger.info(
-            "hailuo_async: status check of %s failed (%s); retrying", entry.task.task_id, type(exc).__name__
-        )
+        logger.info("hailuo_async: status check of %s failed (%s); retrying", entry.task.task_id, type(exc).__name__)
         delay = min(self.policy.max_interval, retry_delay(entry.errors - 1, self.retry, floor))
         self._schedule(entry, self._capped(entry, now + max(delay, floor)))
 

@@ -143,12 +143,8 @@ class MockTransport(Transport):
         return await self._answer(request)
 
     @asynccontextmanager
-    async def stream(
-        self, url: str, *, headers: Mapping[str, str] | None = None
-    ) -> AsyncIterator[StreamResponse]:
-        request = HttpRequest(
-            method="GET", path=url, route="download", headers=tuple((headers or {}).items())
-        )
+    async def stream(self, url: str, *, headers: Mapping[str, str] | None = None) -> AsyncIterator[StreamResponse]:
+        request = HttpRequest(method="GET", path=url, route="download", headers=tuple((headers or {}).items()))
         answer = await self._answer(request)
 
         async def chunks() -> AsyncIterator[bytes]:
@@ -171,9 +167,7 @@ def _map_exception(exc: BaseException, *, sent: bool, where: str, secrets: tuple
         return ConnectError(f"{where}: request not sent ({detail})")
     if isinstance(exc, (TimeoutError, aiohttp.ServerTimeoutError)):
         return ReadTimeoutError(f"{where}: no answer in time ({detail})")
-    return TransportError(
-        f"{where}: connection failed after the request was sent ({detail})", maybe_sent=True
-    )
+    return TransportError(f"{where}: connection failed after the request was sent ({detail})", maybe_sent=True)
 
 
 _MAPPED = (aiohttp.ClientError, TimeoutError, OSError)
@@ -203,6 +197,8 @@ class AiohttpTransport(Transport):
         self.base_url = check_base_url(base_url, allow_insecure_http=allow_insecure_http)
         self._api_key = api_key
         self._auth = f"Bearer {api_key}"
+        # Keys too short to be real secrets are not scrubbed from bodies: that would corrupt ordinary text.
+        self._redact_key = api_key.encode() if len(api_key) >= 8 else b""
         self._origin = _origin(self.base_url)
         self.timeouts = timeouts
         self.max_connections = max_connections
@@ -292,8 +288,8 @@ class AiohttpTransport(Transport):
                     if len(body) > MAX_API_BODY:
                         raise DecodeError(f"{where}: answer larger than {MAX_API_BODY} bytes")
                 payload = bytes(body)
-                if self._api_key.encode() in payload:
-                    payload = payload.replace(self._api_key.encode(), b"***")
+                if self._redact_key and self._redact_key in payload:  # a provider echoing the key back
+                    payload = payload.replace(self._redact_key, b"***")
                 return HttpResponse(
                     status=response.status,
                     headers={k.lower(): v for k, v in response.headers.items()},
@@ -303,9 +299,7 @@ class AiohttpTransport(Transport):
             raise _map_exception(exc, sent=flag["sent"], where=where, secrets=(self._api_key,)) from None
 
     @asynccontextmanager
-    async def stream(
-        self, url: str, *, headers: Mapping[str, str] | None = None
-    ) -> AsyncIterator[StreamResponse]:
+    async def stream(self, url: str, *, headers: Mapping[str, str] | None = None) -> AsyncIterator[StreamResponse]:
         session = self._cdn
         if session is None:
             raise RuntimeError("transport is not open")

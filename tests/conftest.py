@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -19,12 +19,11 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture(autouse=True)
-def _no_ambient_keys(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _no_ambient_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     # Tests never see a developer's real keys or proxies.
     for name in list(os.environ):
         if name.endswith("_API_KEY") or name.lower() in ("http_proxy", "https_proxy", "all_proxy"):
             monkeypatch.delenv(name, raising=False)
-    yield
 
 
 @pytest.fixture

@@ -49,7 +49,9 @@ class FakeGateway:
             return self._status(request)
         if request.route == "retrieve":
             file_id = request.path.rsplit("=", 1)[1]
-            return _json({"file": {"download_url": f"https://cdn.example/{file_id}.mp4"}, "base_resp": {"status_code": 0}})
+            return _json(
+                {"file": {"download_url": f"https://cdn.example/{file_id}.mp4"}, "base_resp": {"status_code": 0}}
+            )
         raise AssertionError(f"unexpected request {request}")
 
     def _submit(self, request: HttpRequest) -> HttpResponse:
@@ -58,13 +60,19 @@ class FakeGateway:
         self.posts[prompt] += 1
         self.idempotency_keys.append(dict(request.headers).get("Idempotency-Key"))
         task_id = f"t{next(self._ids)}"
-        self.tasks[task_id] = FakeTask(task_id, prompt, self.clock.monotonic(), self.durations(prompt), "FAIL" in prompt)
+        self.tasks[task_id] = FakeTask(
+            task_id, prompt, self.clock.monotonic(), self.durations(prompt), "FAIL" in prompt
+        )
         if self.provider == "minimax":
             return _json({"task_id": task_id, "base_resp": {"status_code": 0, "status_msg": "success"}})
         return _json({"code": 200, "data": [{"status": "submitted", "task_id": task_id}]})
 
     def _status(self, request: HttpRequest) -> HttpResponse:
-        task_id = request.path.split("task_id=")[-1] if "task_id=" in request.path else request.path.split("/")[-1].split("?")[0]
+        task_id = (
+            request.path.split("task_id=")[-1]
+            if "task_id=" in request.path
+            else request.path.split("/")[-1].split("?")[0]
+        )
         task = self.tasks[task_id]
         task.checks += 1
         now = self.clock.monotonic()
@@ -81,7 +89,13 @@ class FakeGateway:
         if self.provider == "minimax":
             mm_word = {"completed": "Success", "pending": "Queueing", "processing": "Processing"}.get(word, word)
             if task.fail and done:
-                return _json({"task_id": task_id, "status": "Fail", "base_resp": {"status_code": 1027, "status_msg": "output sensitive"}})
+                return _json(
+                    {
+                        "task_id": task_id,
+                        "status": "Fail",
+                        "base_resp": {"status_code": 1027, "status_msg": "output sensitive"},
+                    }
+                )
             payload: dict[str, object] = {"task_id": task_id, "status": mm_word, "base_resp": {"status_code": 0}}
             if mm_word == "Success":
                 payload["file_id"] = 900 + int(task_id[1:])

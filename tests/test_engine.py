@@ -210,7 +210,9 @@ async def test_insufficient_balance_stops_the_batch_early() -> None:
     assert all(isinstance(r, Generation) for r in results[:3])  # already paid: polled to the end
     assert isinstance(results[3], InsufficientBalanceError)
     assert all(isinstance(r, NotSubmittedError) for r in results[4:])
-    assert all(isinstance(r.__cause__, InsufficientBalanceError) for r in results[4:])
+    assert all(
+        isinstance(r, NotSubmittedError) and isinstance(r.__cause__, InsufficientBalanceError) for r in results[4:]
+    )
     assert len([r for r in transport.requests if r.route == "submit"]) == 4  # items 5..10 never sent
 
 

@@ -193,7 +193,9 @@ async def test_cancellation_closes_everything(sim: Simulator) -> None:
                 if event.kind == "submitted" and event.index is not None and event.index >= 5:
                     scope.cancel()
 
-            await client.gather_generations([f"cancel {i} {{{{sim:hang}}}}" for i in range(50)], on_event=stop_after_five)
+            await client.gather_generations(
+                [f"cancel {i} {{{{sim:hang}}}}" for i in range(50)], on_event=stop_after_five
+            )
         assert client.statistics().polling == 0
     assert client.transport.closed  # type: ignore[attr-defined]
     assert sum(sim.stats().submits_by_prompt.values()) < 50

@@ -12,6 +12,7 @@ import re
 import uuid
 from collections.abc import Mapping
 from typing import Any, ClassVar, TypeVar
+from urllib.parse import quote
 
 import msgspec
 
@@ -44,14 +45,19 @@ _STATUS_WORDS: dict[str, TaskState] = {
         TaskState.QUEUED,
     ),
     **dict.fromkeys(("processing", "in_progress", "running", "generating"), TaskState.RUNNING),
-    **dict.fromkeys(
-        ("completed", "success", "succeeded", "succeed", "done", "finished"), TaskState.COMPLETED
-    ),
+    **dict.fromkeys(("completed", "success", "succeeded", "succeed", "done", "finished"), TaskState.COMPLETED),
     **dict.fromkeys(
         ("failed", "fail", "failure", "error", "cancelled", "canceled", "expired", "rejected"),
         TaskState.FAILED,
     ),
 }
+
+
+def path_segment(task_id: str) -> str:
+    """``task_id`` quoted for use as one URL path segment; ``.``/``..``/empty ids are refused."""
+    if not task_id or task_id.strip(".") == "":
+        raise InvalidRequestError("task_id", task_id, "a provider task id (not empty, '.' or '..')")
+    return quote(task_id, safe="")
 
 
 def map_status_word(word: str) -> TaskState | None:
@@ -151,9 +157,7 @@ def multipart_image(
     safe_name = re.sub(r"[^A-Za-z0-9._-]", "_", filename)[-100:] or "image"
     parts: list[bytes] = []
     for name, value in field_values.items():
-        parts.append(
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
-        )
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
     parts.append(
         (
             f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{safe_name}"\r\n'
@@ -198,9 +202,7 @@ class Provider(abc.ABC):
         """Raise :class:`InvalidRequestError` unless this provider accepts ``request``."""
         short, long = self.durations
         if request.duration is not None and request.duration not in (short, long):
-            raise InvalidRequestError(
-                "duration", request.duration, f"{short} or {long} seconds", provider=self.name
-            )
+            raise InvalidRequestError("duration", request.duration, f"{short} or {long} seconds", provider=self.name)
         if request.resolution == "1080p" and request.duration not in (None, short):
             raise InvalidRequestError(
                 "duration",
@@ -223,7 +225,7 @@ class Provider(abc.ABC):
                     parameter, str(source)[:40], f"{self.name} takes {allowed}", provider=self.name
                 )
 
-    def _check_512p(self, request: GenerationRequest) -> None:
+    def _check_512p(self, request: GenerationRequest) -> None:  # noqa: B027 - optional hook
         """Mode restrictions at 512p; none by default."""
 
     # -- submit -------------------------------------------------------------------------------------------
@@ -236,12 +238,12 @@ class Provider(abc.ABC):
 
     def build_submit(self, request: GenerationRequest, *, idempotency_key: str | None = None) -> HttpRequest:
         """The submit request for a validated ``request`` whose frames are already URLs or data URIs."""
-        for source in (request.first_frame, request.last_frame):
+        for parameter, source in (("first_frame", request.first_frame), ("last_frame", request.last_frame)):
             if source is not None and frame_kind(str(source)) == "file":
                 raise InvalidRequestError(
-                    "first_frame", str(source), "local files must be uploaded before building the submit"
+                    parameter, str(source), "local files must be uploaded before building the submit"
                 )
-        headers = JSON_HEADERS
+        headers: tuple[tuple[str, str], ...] = JSON_HEADERS
         if idempotency_key is not None and self.honours_idempotency_key:
             headers = (*headers, ("Idempotency-Key", idempotency_key))
         body = msgspec.json.encode(self.submit_body(request))

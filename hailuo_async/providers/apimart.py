@@ -8,12 +8,11 @@ with the video at ``data.result.videos[0].url[0]`` (an array, sometimes a plain 
 from __future__ import annotations
 
 from typing import Any, ClassVar
-from urllib.parse import quote
 
 import msgspec
 
 from .._exceptions import APIError, DecodeError
-from .._http import HttpRequest, HttpResponse
+from .._http import HttpRequest, HttpResponse, redact
 from .._models import FrameKind, GenerationRequest, TaskState, TaskStatus
 from ._base import (
     ACCEPT_JSON,
@@ -26,6 +25,7 @@ from ._base import (
     make_api_error,
     map_status_word,
     multipart_image,
+    path_segment,
 )
 
 __all__ = ["Apimart"]
@@ -139,7 +139,7 @@ class Apimart(Provider):
     def build_status(self, task_id: str) -> HttpRequest:
         return HttpRequest(
             method="GET",
-            path=f"/v1/tasks/{quote(task_id, safe='')}?language=en",
+            path=f"/v1/tasks/{path_segment(task_id)}?language=en",
             route="status",
             headers=ACCEPT_JSON,
         )
@@ -168,7 +168,7 @@ class Apimart(Provider):
             elif isinstance(task.error, str):
                 error = task.error
             if not error:
-                error = "cancelled" if task.status.lower() in ("cancelled", "canceled") else "task failed"
+                error = "cancelled" if task.status.strip().lower() in ("cancelled", "canceled") else "task failed"
         if state is TaskState.COMPLETED and video_url is None:
             raise DecodeError("apimart: completed task without a video URL", provider=self.name)
         return TaskStatus(
@@ -200,16 +200,14 @@ class Apimart(Provider):
             raise DecodeError("apimart: upload answer carries no url", provider=self.name)
         return url
 
-    def _envelope_error(
-        self, response: HttpResponse, code: int | str | None, message: str | None
-    ) -> APIError:
+    def _envelope_error(self, response: HttpResponse, code: int | str | None, message: str | None) -> APIError:
         try:
             status = int(code) if code is not None else 500
         except ValueError:
             status = 500
         return make_api_error(
             error_class_for_status(status if 300 <= status < 600 else 500),
-            message or f"error code {code}",
+            redact(message or f"error code {code}"),
             provider=self.name,
             status_code=response.status,
             code=code,

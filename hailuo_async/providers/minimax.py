@@ -114,9 +114,7 @@ class Minimax(Provider):
         answer = self.decode(_decode_query, response)
         state = map_status_word(answer.status) if answer.status else None
         base = answer.base_resp
-        failed_code = (
-            base.status_code if base is not None and base.status_code not in (None, 0, "0") else None
-        )
+        failed_code = base.status_code if base is not None and base.status_code not in (None, 0, "0") else None
         if state is not TaskState.FAILED:
             # A non-zero base_resp without a failed task is an API error (auth, rate limit, ...).
             error = self.base_resp_error(response, base)
@@ -125,12 +123,8 @@ class Minimax(Provider):
             if not answer.status:
                 raise DecodeError("minimax: query answer carries no status", provider=self.name)
         if state is TaskState.FAILED:
-            reason = (
-                base.status_msg if base is not None and failed_code is not None else None
-            ) or "task failed"
-            return TaskStatus(
-                state=state, provider_status=answer.status, error=reason, error_code=failed_code
-            )
+            reason = (base.status_msg if base is not None and failed_code is not None else None) or "task failed"
+            return TaskStatus(state=state, provider_status=answer.status, error=reason, error_code=failed_code)
         file_id = None if answer.file_id is None else str(answer.file_id)
         if state is TaskState.COMPLETED and not file_id:
             raise DecodeError("minimax: finished task without a file_id", provider=self.name)

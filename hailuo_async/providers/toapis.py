@@ -8,14 +8,22 @@ Submit ``POST /v1/videos/generations`` -> flat ``{id, object: "generation.task",
 from __future__ import annotations
 
 from typing import Any, ClassVar
-from urllib.parse import quote
 
 import msgspec
 
 from .._exceptions import DecodeError, InvalidRequestError
 from .._http import HttpRequest, HttpResponse
 from .._models import FrameKind, GenerationRequest, TaskState, TaskStatus
-from ._base import ACCEPT_JSON, MODEL, Provider, as_progress, first_url, map_status_word, multipart_image
+from ._base import (
+    ACCEPT_JSON,
+    MODEL,
+    Provider,
+    as_progress,
+    first_url,
+    map_status_word,
+    multipart_image,
+    path_segment,
+)
 
 __all__ = ["Toapis"]
 
@@ -138,7 +146,7 @@ class Toapis(Provider):
     def build_status(self, task_id: str) -> HttpRequest:
         return HttpRequest(
             method="GET",
-            path=f"/v1/videos/generations/{quote(task_id, safe='')}",
+            path=f"/v1/videos/generations/{path_segment(task_id)}",
             route="status",
             headers=ACCEPT_JSON,
         )

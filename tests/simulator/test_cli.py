@@ -1,0 +1,98 @@
+"""``python -m hailuo_async.simulator`` as a subprocess: one JSON line, serves, exits 0 on SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+from http.client import HTTPConnection
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from hailuo_async.simulator.__main__ import build_arg_parser, config_from_args, main
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def start(*args: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    return subprocess.Popen(
+        [sys.executable, "-W", "error", "-m", "hailuo_async.simulator", *args],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_module_prints_urls_serves_and_exits_cleanly(signum: signal.Signals) -> None:
+    process = start("--config", '{"seed": 5, "keys": ["sk-cli-key-1"]}')
+    try:
+        assert process.stdout is not None
+        urls = json.loads(process.stdout.readline())
+        assert set(urls) == {"apimart", "toapis", "minimax", "cdn", "stats"}
+        assert urls["apimart"].startswith("http://127.0.0.1:")
+        assert urls["cdn"].rsplit(":", 1)[1] != urls["apimart"].split(":")[2].split("/")[0]
+        api = urlsplit(urls["apimart"])
+        connection = HTTPConnection(api.netloc, timeout=5)
+        try:
+            body = json.dumps({"model": "MiniMax-Hailuo-02", "prompt": "cli"})
+            headers = {"Authorization": "Bearer sk-cli-key-1", "Content-Type": "application/json"}
+            connection.request("POST", f"{api.path}/v1/videos/generations", body=body, headers=headers)
+            assert json.load(connection.getresponse())["data"][0]["task_id"].startswith("task_")
+            connection.request("GET", urlsplit(urls["stats"]).path)
+            assert json.load(connection.getresponse())["tasks_created"] == 1
+        finally:
+            connection.close()
+        process.send_signal(signum)
+        stdout, stderr = process.communicate(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, stderr
+    assert stdout == ""
+    assert stderr == ""
+
+
+def test_arguments_override_the_config(tmp_path: Path) -> None:
+    parser = argparse.ArgumentParser()
+    build_arg_parser(parser)
+    path = tmp_path / "config.json"
+    path.write_text('{"port": 1234, "drift": true}')
+    config = config_from_args(parser.parse_args(["--config", str(path), "--cdn-port", "4321"]))
+    assert (config.port, config.cdn_port, config.drift, config.host) == (1234, 4321, True, "127.0.0.1")
+    config = config_from_args(parser.parse_args(["--host", "127.0.0.2", "--port", "0"]))
+    assert (config.host, config.port) == ("127.0.0.2", 0)
+
+
+def test_bad_config_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--config", '{"failure_rate": 9}'])
+    assert exit_info.value.code == 2
+    assert "invalid --config" in capsys.readouterr().err
+
+
+def test_benchmark_smoke(tmp_path: Path) -> None:
+    output = tmp_path / "simulator.json"
+    completed = subprocess.run(
+        [sys.executable, "-W", "error", str(REPO / "benchmarks" / "bench_simulator.py"), "--smoke", "--output", output],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "status requests/s" in completed.stdout
+    result = json.loads(output.read_text())
+    assert result["requests"] > 0
+    assert result["errors"] == 0
+    assert result["simulator_exit_code"] == 0
