@@ -28,7 +28,9 @@ SEED = 20240611
 def workload_prompts(count: int, seed: int) -> list[str]:
     """The seeded workload: ``count`` distinct prompts. The simulator draws each task's generation time, failure and
     ``estimated_time`` noise from (seed, prompt), so every contender meets exactly the same tasks."""
-    return [f"benchmark {seed}-{index:05d}: a paper boat drifting down a rainy street at dusk" for index in range(count)]
+    return [
+        f"benchmark {seed}-{index:05d}: a paper boat drifting down a rainy street at dusk" for index in range(count)
+    ]
 
 
 def child_env() -> dict[str, str]:

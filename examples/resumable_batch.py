@@ -5,31 +5,40 @@ the first pass is cut short after a few seconds (as Ctrl-C, a crash or a reboot 
 very same call and only submits what was never submitted; tasks already running are polled, finished ones are
 taken from the journal.
 
+apimart honours an idempotency key, so an item whose submit was cut off is simply sent again with the same key.
+toapis and MiniMax do not: such an item comes back as ``SubmissionUncertainError`` (it may or may not exist and be
+paid for) unless the client is created with ``resubmit_uncertain=True``.
+
 Run: ``python examples/resumable_batch.py`` (uses the built-in simulator unless ``APIMART_API_KEY`` is set).
 """
 
 from __future__ import annotations
 
 import tempfile
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import anyio
-from _common import connection, use_simulator
+from _common import PROVIDER, connection, use_simulator
 
-from hailuo_async import HailuoClient
+from hailuo_async import Generation, HailuoClient, HailuoError
 
 PROMPTS = [f"A paper crane unfolding, take {n} [Static shot]" for n in range(1, 17)]
 FOLDER = Path("videos/resumable")
 
 
 async def run(target: dict[str, Any], journal: Path, *, stop_after: float | None = None) -> None:
-    async with HailuoClient(journal=journal, max_concurrency=4, requests_per_second=4, **target) as client:
+    async with HailuoClient(PROVIDER, journal=journal, max_concurrency=4, requests_per_second=4, **target) as client:
+        results: list[Generation | HailuoError] = []
         with anyio.move_on_after(stop_after):
-            await client.gather_generations(PROMPTS, return_exceptions=True, download_to=FOLDER)
+            results = await client.gather_generations(PROMPTS, return_exceptions=True, download_to=FOLDER)
         stats = client.statistics()
         summary = client.journal.summary() if client.journal is not None else None
     print(f"  this pass: {stats.submitted} submitted, {stats.completed} finished")
+    failures = Counter(type(r).__name__ for r in results if isinstance(r, HailuoError))
+    for name, count in failures.items():
+        print(f"  failed:    {count} x {name}")  # e.g. SubmissionUncertainError, see the module docstring
     if summary is not None:
         print(f"  journal:   {summary.counts}")
 

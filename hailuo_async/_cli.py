@@ -47,6 +47,7 @@ from ._config import DEFAULT_POLL, UNSET, PollPolicy, Unset
 from ._exceptions import (
     DownloadError,
     GenerationFailedError,
+    GenerationTimeoutError,
     HailuoError,
     InvalidRequestError,
     SubmissionUncertainError,
@@ -56,6 +57,11 @@ from ._journal import Journal, JournalItem
 from ._models import Generation, GenerationRequest, ItemEvent, frame_kind
 from ._version import __version__
 from .providers import PROVIDERS, Provider, get_provider
+
+try:
+    import fcntl
+except ImportError:  # Windows: batches are not locked against a concurrent run of themselves
+    fcntl = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -84,8 +90,6 @@ _BOOL_FIELDS = ("prompt_optimizer", "fast_pretreatment", "watermark")
 _TRUE = ("true", "1", "yes", "y", "on")
 _FALSE = ("false", "0", "no", "n", "off")
 _FRAME_FIELDS = ("first_frame", "last_frame")
-
-logger = logging.getLogger("hailuo_async")
 
 
 class UsageError(Exception):
@@ -555,8 +559,12 @@ async def run_items(
     timeout: float | Unset | None,
     description: str = "generating",
     json_lines: bool = True,
+    item_lines: bool = True,
 ) -> RunResult:
-    """Run ``requests`` through ``client.as_completed`` with progress, JSON lines and graceful Ctrl-C."""
+    """Run ``requests`` through ``client.as_completed`` with progress, JSON lines and graceful Ctrl-C.
+
+    ``json_lines``: print each finished item as JSON (with ``--json``); ``item_lines``: list each finished item
+    in the progress display."""
     tracker = Tracker(labels, downloading=download_to is not None)
     display = _make_display(out, tracker, description)
     tracker.on_change = display.changed
@@ -610,7 +618,8 @@ async def run_items(
                     async for index, outcome in stream:
                         outcomes[index] = outcome
                         tracker.finish(index, outcome)
-                        display.item_finished(index, outcome)
+                        if item_lines:
+                            display.item_finished(index, outcome)
                         if out.json_mode and json_lines:
                             out.json(_json_record(index, requests[index], outcome, tracker.task_ids[index]))
                 tg.cancel_scope.cancel()
@@ -877,8 +886,6 @@ def _parse_csv(text: str, defaults: dict[str, Any]) -> Iterator[tuple[int, Gener
                         fields[name] = _int_cell(name, cell)
                     elif name in _BOOL_FIELDS:
                         fields[name] = _bool_cell(name, cell)
-                    elif name == "prompt":
-                        fields[name] = cell.strip()
                     else:
                         fields[name] = cell.strip()
                 yield number, _build_request(fields, defaults)
@@ -886,8 +893,6 @@ def _parse_csv(text: str, defaults: dict[str, Any]) -> Iterator[tuple[int, Gener
                 yield number, problem
     except csv.Error as exc:
         yield reader.line_num, _LineProblem(None, f"malformed CSV: {exc}")
-    if header is None:
-        return
 
 
 _PARSERS: dict[BatchFormat, Callable[[str, dict[str, Any]], Iterator[tuple[int, GenerationRequest | _LineProblem]]]] = {
@@ -1074,6 +1079,8 @@ class Context:
     """What every command gets besides its arguments."""
 
     out: Output
+    program: list[str]
+    """How this program was started (``hailuo``, or ``python -m hailuo_async``), for the hints it prints."""
     invocation: list[str]
     """The command line as typed (program words included), for the resume hint."""
     stdin: TextIO
@@ -1098,6 +1105,7 @@ def _run(coroutine: Callable[[Interrupt], Awaitable[int]], out: Output) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, ctx: Context) -> int:
+    """``hailuo demo``: a batch of 30 through an in-process simulator, downloaded, then a summary."""
     from . import _demo
     from .simulator import Simulator
 
@@ -1146,6 +1154,7 @@ def cmd_demo(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_generate(args: argparse.Namespace, ctx: Context) -> int:
+    """``hailuo generate PROMPT``: one video, saved; prints its URL and path."""
     out = ctx.out
     provider = get_provider(args.provider)
     try:
@@ -1182,13 +1191,14 @@ def cmd_generate(args: argparse.Namespace, ctx: Context) -> int:
                 download_to=None,
                 timeout=_timeout(args),
                 json_lines=False,
+                item_lines=False,
             )
             task_id = result.tracker.task_ids[0]
             if result.interrupted or 0 not in result.outcomes:
                 lines = ["hailuo: interrupted."]
                 if task_id:
                     lines.append(f"hailuo: task {task_id} keeps running on {provider.name}; check it with:")
-                    lines.append("  " + _status_command(args, task_id))
+                    lines.append("  " + _status_command(args, task_id, ctx.program))
                 out.notice("\n".join(lines))
                 return EXIT_INTERRUPTED
             outcome = result.outcomes[0]
@@ -1196,16 +1206,18 @@ def cmd_generate(args: argparse.Namespace, ctx: Context) -> int:
                 try:
                     outcome = await client.download(outcome, folder)
                 except HailuoError as exc:
-                    error = DownloadError(f"task {outcome.task_id} finished but its video could not be saved: {exc}")
-                    error.generation = outcome
-                    outcome = error
+                    message = f"task {outcome.task_id} finished but its video could not be saved: {exc}"
+                    outcome = DownloadError(message, generation=outcome)
             if out.json_mode:
                 out.json(_json_record(0, request, outcome, task_id))
             if isinstance(outcome, Generation):
                 if not out.json_mode:
-                    out.result(f"video_url: {outcome.video_url}\npath: {outcome.path}")
+                    out.result(f"video_url: {outcome.video_url}\npath: {_shown_path(outcome.path)}")
                 return EXIT_OK
             out.error(_failure_reason(outcome))
+            if isinstance(outcome, GenerationTimeoutError) and not out.json_mode:
+                command = _status_command(args, task_id or outcome.task_id, ctx.program)
+                out.notice(f"hailuo: the task may still finish; check it with: {command}")
             if isinstance(outcome, DownloadError) and outcome.generation is not None and not out.json_mode:
                 out.result(f"video_url: {outcome.generation.video_url}")
             return EXIT_FAILED
@@ -1213,8 +1225,8 @@ def cmd_generate(args: argparse.Namespace, ctx: Context) -> int:
     return _run(run, out)
 
 
-def _status_command(args: argparse.Namespace, task_id: str) -> str:
-    words = ["hailuo", "status", task_id]
+def _status_command(args: argparse.Namespace, task_id: str, program: Sequence[str]) -> str:
+    words = [*program, "status", task_id]
     if args.provider != "apimart":
         words += ["--provider", args.provider]
     if args.base_url:
@@ -1223,6 +1235,7 @@ def _status_command(args: argparse.Namespace, task_id: str) -> str:
 
 
 def cmd_batch(args: argparse.Namespace, ctx: Context) -> int:
+    """``hailuo batch FILE``: every item of a txt/jsonl/csv file, checked first, journaled when possible."""
     out = ctx.out
     provider = get_provider(args.provider)
     defaults = {"duration": args.duration, "resolution": args.resolution}
@@ -1239,6 +1252,10 @@ def cmd_batch(args: argparse.Namespace, ctx: Context) -> int:
     labels = [r.prompt or Path(str(r.first_frame)).name for r in requests]
 
     async def run(interrupt: Interrupt) -> int:
+        with _exclusive(journal):
+            return await run_locked(interrupt)
+
+    async def run_locked(interrupt: Interrupt) -> int:
         client = _make_client(args, provider, api_key=api_key, base_url=args.base_url, journal=journal)
         try:
             await client.__aenter__()
@@ -1285,7 +1302,35 @@ def cmd_batch(args: argparse.Namespace, ctx: Context) -> int:
     return _run(run, out)
 
 
+@contextlib.contextmanager
+def _exclusive(journal: Path | None) -> Iterator[None]:
+    """Hold a lock next to the journal while a batch runs: two runs of one batch at once would each submit what
+    the other has not recorded yet, and pay twice. The operating system drops the lock if the process dies."""
+    if journal is None or fcntl is None:
+        yield
+        return
+    lock_path = journal.with_name(journal.name + ".lock")
+    try:
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(lock_path, "a+b")  # noqa: SIM115 - held open for the whole batch
+    except OSError as exc:
+        raise UsageError(f"cannot create {lock_path}: {exc.strerror or exc}") from None
+    with handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UsageError(
+                f"another hailuo batch is running with the journal {journal}; wait for it to finish "
+                "(running both at once could submit the same items twice)"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
 def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
+    """``hailuo status TASK_ID`` (asks the provider) or ``hailuo status --journal FILE`` (reads the journal)."""
     if (args.task_id is None) == (args.journal is None):
         raise UsageError("give either a TASK_ID or --journal FILE")
     if args.journal is not None:
@@ -1384,6 +1429,7 @@ def _status_journal(path: Path, out: Output) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace, ctx: Context) -> int:
+    """``hailuo simulate``: the simulator's own command line (:mod:`hailuo_async.simulator.__main__`)."""
     from .simulator.__main__ import config_from_args, run_from_args
 
     try:
@@ -1581,6 +1627,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the time, so log lines go through a live display's redirection."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
 @contextlib.contextmanager
 def _logging_to(stream: TextIO, *, verbose: int, quiet: bool) -> Iterator[None]:
     """Send the library's log (logger ``hailuo_async``) to ``stream`` for the duration of one command.
@@ -1589,7 +1643,7 @@ def _logging_to(stream: TextIO, *, verbose: int, quiet: bool) -> Iterator[None]:
     state is restored afterwards, so calling :func:`main` in process leaves logging as it found it."""
     log = logging.getLogger("hailuo_async")
     saved = (log.level, log.propagate)
-    handler = logging.StreamHandler(stream)
+    handler = _StderrHandler(stream) if stream is sys.stderr else logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("hailuo: %(levelname)s: %(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.ERROR if quiet else {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG))
@@ -1621,7 +1675,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else (EXIT_OK if exc.code is None else EXIT_USAGE)
     quiet = bool(getattr(args, "quiet", False))
     out = Output(json_mode=bool(getattr(args, "json", False)), quiet=quiet, stdout=sys.stdout, stderr=sys.stderr)
-    ctx = Context(out=out, invocation=[*_program_words(argv), *arguments], stdin=sys.stdin)
+    program = _program_words(argv)
+    ctx = Context(out=out, program=program, invocation=[*program, *arguments], stdin=sys.stdin)
     handler: Callable[[argparse.Namespace, Context], int] = args.handler
     try:
         with _logging_to(sys.stderr, verbose=int(getattr(args, "verbose", 0) or 0), quiet=quiet):

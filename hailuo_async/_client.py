@@ -229,8 +229,6 @@ class HailuoClient:
         self._poller: Poller | None = None
         self._frames: FrameResolver | None = None
         self._downloader: Downloader | None = None
-        self._event_routes: dict[str, tuple[_Batch | None, int | None, EventCallback | None]] = {}
-        self._last_seen: dict[str, tuple[TaskState, int | None]] = {}
 
     def __repr__(self) -> str:
         return f"HailuoClient({self.provider.name!r}, base_url={self.base_url!r}, api_key='***')"
@@ -260,7 +258,6 @@ class HailuoClient:
                 policy=self.poll,
                 retry=self.retry,
                 clock=self.clock,
-                on_status=self._on_status,
                 on_request=self._count_request,
             )
             self._frames = FrameResolver(self.provider, self._send_counted, self.retry)
@@ -362,16 +359,21 @@ class HailuoClient:
         except Exception:
             logger.exception("hailuo_async: on_event callback failed")
 
-    def _on_status(self, task: Task, status: TaskStatus) -> None:
-        route = self._event_routes.get(task.task_id)
-        if route is None or route[2] is None:
-            return
-        seen = (status.state, status.progress)
-        if self._last_seen.get(task.task_id) == seen or status.state.terminal:
-            return
-        self._last_seen[task.task_id] = seen
-        kind: EventKind = "queued" if status.state is TaskState.QUEUED else "running"
-        self._emit(route[2], ItemEvent(index=route[1], kind=kind, task_id=task.task_id, progress=status.progress))
+    def _status_listener(
+        self, callback: EventCallback, index: int | None, task_id: str
+    ) -> Callable[[TaskStatus], None]:
+        """Turns status answers into queued/running events, once per change of state or progress."""
+        last: list[tuple[TaskState, int | None]] = []
+
+        def listen(status: TaskStatus) -> None:
+            seen = (status.state, status.progress)
+            if status.state.terminal or (last and last[0] == seen):
+                return
+            last[:] = [seen]
+            kind: EventKind = "queued" if status.state is TaskState.QUEUED else "running"
+            self._emit(callback, ItemEvent(index=index, kind=kind, task_id=task_id, progress=status.progress))
+
+        return listen
 
     # -- single tasks -------------------------------------------------------------------------------------
 
@@ -684,8 +686,6 @@ class HailuoClient:
             if batch is not None:
                 for task_id in batch.task_ids:
                     poller.untrack(task_id)
-                    self._event_routes.pop(task_id, None)
-                    self._last_seen.pop(task_id, None)
 
     def _finish(self, batch: _Batch, index: int, outcome: Outcome) -> None:
         self._count_outcome(outcome)
@@ -739,13 +739,13 @@ class HailuoClient:
             logger.warning("hailuo_async: task %s was accepted as its batch stopped; not polled", task.task_id)
             return
         batch.task_ids.add(task.task_id)
-        self._event_routes[task.task_id] = (batch, index, batch.on_event)
 
         def on_outcome(outcome: Outcome) -> None:
             if batch.open:
                 batch.tg.start_soon(self._settle, batch, index, outcome, task)
 
-        poller.track(task, on_outcome, deadline=batch.deadline)
+        listener = None if batch.on_event is None else self._status_listener(batch.on_event, index, task.task_id)
+        poller.track(task, on_outcome, deadline=batch.deadline, listener=listener)
 
     async def _start_item(
         self, batch: _Batch, index: int, request: GenerationRequest

@@ -213,11 +213,17 @@ class FakeClock:
         await event.wait()
 
     async def _drive(self) -> None:
-        # Let every runnable task reach its next await, then jump to the earliest wake-up; stop when nobody
-        # sleeps any more (the next sleep starts a new driver).
+        # Let every runnable task reach its next await (the loop's ready queue drains), then jump to the
+        # earliest wake-up; stop when nobody sleeps any more (the next sleep starts a new driver).
+        loop = asyncio.get_running_loop()
         while self._sleepers:
+            quiet = 0
             for _ in range(self._settle):
                 await asyncio.sleep(0)
+                ready = getattr(loop, "_ready", None)  # asyncio internals: best effort, bounded by ``settle``
+                quiet = quiet + 1 if ready is not None and len(ready) == 0 else 0
+                if quiet >= 2:
+                    break
             if self._sleepers:
                 self._now = max(self._now, self._sleepers[0][0])
                 self._wake_due()

@@ -47,6 +47,7 @@ class _Entry:
         "checks",
         "deadline",
         "errors",
+        "listener",
         "progress0",
         "started",
         "state",
@@ -60,6 +61,7 @@ class _Entry:
         self.started = started
         self.deadline = deadline
         self.callbacks: list[Callback] = []
+        self.listener: Callable[[TaskStatus], None] | None = None
         self.checks = 0
         self.errors = 0
         self.version = 0
@@ -100,7 +102,6 @@ class Poller:
         policy: PollPolicy,
         retry: RetryPolicy,
         clock: Clock,
-        on_status: Callable[[Task, TaskStatus], None] | None = None,
         on_request: Callable[[str], None] | None = None,
     ) -> None:
         self.provider = provider
@@ -109,7 +110,6 @@ class Poller:
         self.policy = policy
         self.retry = retry
         self.clock = clock
-        self.on_status = on_status
         self.on_request = on_request or (lambda route: None)
         self._entries: dict[str, _Entry] = {}
         self._heap: list[tuple[float, int, str, int]] = []
@@ -127,11 +127,18 @@ class Poller:
         return len(self._entries)
 
     def track(
-        self, task: Task, callback: Callback, *, deadline: float | None, first_check: float | None = None
+        self,
+        task: Task,
+        callback: Callback,
+        *,
+        deadline: float | None,
+        first_check: float | None = None,
+        listener: Callable[[TaskStatus], None] | None = None,
     ) -> None:
         """Poll ``task`` until it ends, then call ``callback`` once with a :class:`Generation` or an error.
 
-        ``deadline`` is in seconds from now (``None``: never give up)."""
+        ``deadline`` is in seconds from now (``None``: never give up). ``listener`` sees every status answer
+        until then (progress displays)."""
         now = self.clock.monotonic()
         entry = self._entries.get(task.task_id)
         limit = None if deadline is None else now + deadline
@@ -143,6 +150,8 @@ class Poller:
         elif entry.deadline is not None and (limit is None or limit > entry.deadline):
             entry.deadline = limit
         entry.callbacks.append(callback)
+        if listener is not None:
+            entry.listener = listener
 
     def untrack(self, task_id: str, callback: Callback | None = None) -> None:
         """Forget ``callback`` (or every callback) of ``task_id``; polling stops once nobody waits."""
@@ -320,8 +329,8 @@ class Poller:
             self._unknown_words.add(word)
             logger.warning("hailuo_async: %s sent unknown status %r; still polling", self.provider.name, word)
         entry.state = status.state
-        if self.on_status is not None:
-            self.on_status(entry.task, status)
+        if entry.listener is not None:
+            entry.listener(status)
 
     async def _complete(self, entry: _Entry, status: TaskStatus, now: float) -> None:
         task = entry.task

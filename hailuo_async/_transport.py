@@ -127,13 +127,16 @@ class MockTransport(Transport):
         HailuoClient("minimax", api_key="k", transport=MockTransport(handler))
     """
 
-    def __init__(self, handler: Handler, *, chunk_size: int = 65536) -> None:
+    def __init__(self, handler: Handler, *, chunk_size: int = 65536, keep_requests: bool = True) -> None:
         self.handler = handler
         self.chunk_size = chunk_size
+        self.keep_requests = keep_requests
         self.requests: list[HttpRequest] = []
+        """Every request seen, in order (unless ``keep_requests=False``, for long runs)."""
 
     async def _answer(self, request: HttpRequest) -> HttpResponse:
-        self.requests.append(request)
+        if self.keep_requests:
+            self.requests.append(request)
         answer = self.handler(request)
         if inspect.isawaitable(answer):
             answer = await answer

@@ -507,6 +507,27 @@ def test_a_second_ctrl_c_exits_at_once(server: SimServer, tmp_path: Path, tag: s
     assert "interrupted again" in stderr
 
 
+def test_the_same_batch_cannot_run_twice_at_once(server: SimServer, tmp_path: Path, tag: str) -> None:
+    prompts = [f"{tag} long {i} {{{{sim:time=5}}}}" for i in range(2)]
+    (tmp_path / "p.txt").write_text("\n".join(prompts) + "\n")
+    args = ("batch", "p.txt", "--out", "out", *against(server))
+    first = subprocess.Popen(
+        _command(*args), cwd=tmp_path, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        _wait_for(lambda: sum(server.created(prompts)) == 2, first)
+        second = hailuo(*args, cwd=tmp_path)
+        assert second.returncode == 2
+        assert "another hailuo batch is running" in second.stderr
+        first.send_signal(signal.SIGINT)
+        assert first.wait(timeout=20) == 130
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    assert server.submits(prompts) == [1, 1]
+
+
 def test_kill_9_mid_batch_then_the_same_command_finishes_without_creating_anything_twice(
     server: SimServer, tmp_path: Path, tag: str
 ) -> None:
