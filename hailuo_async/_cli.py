@@ -35,7 +35,7 @@ import signal
 import sqlite3
 import sys
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TextIO, cast
 
@@ -50,6 +50,7 @@ from ._exceptions import (
     GenerationTimeoutError,
     HailuoError,
     InvalidRequestError,
+    JournalBusyError,
     SubmissionUncertainError,
 )
 from ._images import inspect_image
@@ -57,11 +58,6 @@ from ._journal import Journal, JournalItem
 from ._models import Generation, GenerationRequest, ItemEvent, frame_kind
 from ._version import __version__
 from .providers import PROVIDERS, Provider, get_provider
-
-try:
-    import fcntl
-except ImportError:  # Windows: batches are not locked against a concurrent run of themselves
-    fcntl = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -610,9 +606,8 @@ async def run_items(
             async with anyio.create_task_group() as tg:
                 tg.start_soon(ticker)
                 tg.start_soon(stopper, batch_scope)
-                stream = cast(
-                    "AsyncGenerator[tuple[int, Outcome], None]",
-                    client.as_completed(feed(), download_to=download_to, on_event=tracker.on_event, timeout=timeout),
+                stream = client.as_completed(
+                    feed(), download_to=download_to, on_event=tracker.on_event, timeout=timeout
                 )
                 async with contextlib.aclosing(stream):
                     async for index, outcome in stream:
@@ -1252,13 +1247,11 @@ def cmd_batch(args: argparse.Namespace, ctx: Context) -> int:
     labels = [r.prompt or Path(str(r.first_frame)).name for r in requests]
 
     async def run(interrupt: Interrupt) -> int:
-        with _exclusive(journal):
-            return await run_locked(interrupt)
-
-    async def run_locked(interrupt: Interrupt) -> int:
         client = _make_client(args, provider, api_key=api_key, base_url=args.base_url, journal=journal)
         try:
-            await client.__aenter__()
+            await client.__aenter__()  # the journal is locked against a concurrent run of the same batch
+        except JournalBusyError as exc:
+            raise UsageError(str(exc)) from None
         except (sqlite3.Error, OSError) as exc:
             raise UsageError(f"cannot open the journal {journal}: {exc}") from None
         try:
@@ -1300,33 +1293,6 @@ def cmd_batch(args: argparse.Namespace, ctx: Context) -> int:
             await client.aclose()
 
     return _run(run, out)
-
-
-@contextlib.contextmanager
-def _exclusive(journal: Path | None) -> Iterator[None]:
-    """Hold a lock next to the journal while a batch runs: two runs of one batch at once would each submit what
-    the other has not recorded yet, and pay twice. The operating system drops the lock if the process dies."""
-    if journal is None or fcntl is None:
-        yield
-        return
-    lock_path = journal.with_name(journal.name + ".lock")
-    try:
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(lock_path, "a+b")  # noqa: SIM115 - held open for the whole batch
-    except OSError as exc:
-        raise UsageError(f"cannot create {lock_path}: {exc.strerror or exc}") from None
-    with handle:
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise UsageError(
-                f"another hailuo batch is running with the journal {journal}; wait for it to finish "
-                "(running both at once could submit the same items twice)"
-            ) from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
@@ -1395,7 +1361,7 @@ def _status_journal(path: Path, out: Output) -> int:
         raise UsageError(f"no journal at {path}")
     journal = Journal(path)
     try:
-        journal.open_sync()
+        journal.open_sync(readonly=True)  # no lock, nothing created: works while the batch runs
         summary = journal.summary()
     except (sqlite3.Error, msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise UsageError(f"{path} is not a hailuo journal ({exc})") from None

@@ -13,7 +13,7 @@ import logging
 import math
 import os
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncGenerator, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -488,11 +488,10 @@ class HailuoClient:
         if batch is not None and batch.fatal is not None:
             raise NotSubmittedError("the batch stopped before this item was sent") from batch.fatal
         journal = self._journal if journal_item is not None else None
-        if journal is not None and journal_item is not None:
-            await journal.write(msgspec.structs.replace(journal_item, state="intent"))
         http = self.provider.build_submit(request, idempotency_key=idempotency_key)
         idempotent = self.provider.honours_idempotency_key
         maybe_sent: list[bool] = [False]
+        intent_recorded: list[bool] = []
 
         async def attempt() -> tuple[str, float]:
             await self._pacer.acquire(submit=True)
@@ -502,6 +501,11 @@ class HailuoClient:
             # bounded by the request timeouts.
             with anyio.CancelScope(shield=True) as shield:
                 shield.deadline = anyio.current_time() + self.timeouts.connect + self.timeouts.read + 1.0
+                if journal is not None and journal_item is not None and not intent_recorded:
+                    # Committed before the POST leaves, and after every wait that precedes it: an item is marked
+                    # "may have been sent" only when it really may have been.
+                    await journal.write(msgspec.structs.replace(journal_item, state="intent"))
+                    intent_recorded.append(True)
                 try:
                     response = await self.transport.send(http)
                 except TransportError as exc:
@@ -618,7 +622,7 @@ class HailuoClient:
         download_to: str | os.PathLike[str] | None = None,
         on_event: EventCallback | None = None,
         timeout: float | Unset | None = UNSET,
-    ) -> AsyncIterator[tuple[int, Generation | HailuoError]]:
+    ) -> AsyncGenerator[tuple[int, Generation | HailuoError], None]:
         """Like :meth:`gather_generations`, yielding ``(index, outcome)`` as each item finishes.
 
         Leaving the loop early stops submitting and stops polling this batch (use ``contextlib.aclosing`` to
@@ -805,7 +809,7 @@ class HailuoClient:
         if recorded.state == "failed" and recorded.error_type == GenerationFailedError.__name__ and recorded.task_id:
             return GenerationFailedError(
                 recorded.error_message or "task failed", provider=recorded.provider, task_id=recorded.task_id
-            )
+            )  # error_message holds the provider's reason (see _record_failure)
         generation = recorded.generation()
         if generation is None:
             return None
@@ -879,7 +883,10 @@ class HailuoClient:
         with anyio.CancelScope(shield=True):
             await journal.write(
                 msgspec.structs.replace(
-                    item, state=state, error_type=type(error).__name__, error_message=redact(str(error))
+                    item,
+                    state=state,
+                    error_type=type(error).__name__,
+                    error_message=redact(error.reason if isinstance(error, GenerationFailedError) else str(error)),
                 )
             )
 

@@ -26,7 +26,8 @@ the transport ever sees an ``aiohttp`` exception, and no exception here ever hol
     ├── GenerationFailedError              the provider ran the task and it failed (.task_id .reason .code)
     ├── GenerationTimeoutError (TimeoutError) our deadline passed (.task_id .waited)
     ├── NotSubmittedError                  a batch stopped before this item was sent (cause in __cause__)
-    └── BatchError                         some items of a batch failed (.results)
+    ├── BatchError                         some items of a batch failed (.results)
+    └── JournalBusyError                   another process has the batch journal open
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ __all__ = [
     "HailuoError",
     "InsufficientBalanceError",
     "InvalidRequestError",
+    "JournalBusyError",
     "NotSubmittedError",
     "RateLimitError",
     "ReadTimeoutError",
@@ -245,3 +247,7 @@ class BatchError(HailuoError):
     def errors(self) -> list[tuple[int, BaseException]]:
         """``(index, exception)`` for each failed item."""
         return [(i, r) for i, r in enumerate(self.results) if isinstance(r, BaseException)]
+
+
+class JournalBusyError(HailuoError):
+    """Another process is running a batch with the same journal; running both could pay twice."""

@@ -9,20 +9,26 @@ blocks on the disk.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 import anyio
 import anyio.to_thread
 import msgspec
 
+from ._exceptions import JournalBusyError
 from ._models import Generation, GenerationRequest
+
+if sys.platform != "win32":
+    import fcntl
 
 __all__ = ["Journal", "JournalItem", "JournalSummary", "item_key"]
 
@@ -149,28 +155,65 @@ class Journal:
         self._flush_lock = anyio.Lock()
         self._thread_lock = threading.Lock()
         self._limiter = anyio.CapacityLimiter(1)
+        self._lock: IO[bytes] | None = None
 
     # -- opening and reading ------------------------------------------------------------------------------
 
-    def open_sync(self) -> Journal:
-        """Open (creating if needed) and load the journal; blocking."""
-        if self.path.parent and not self.path.parent.exists():
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives a killed process; commits stay cheap
-        db.execute("PRAGMA busy_timeout=5000")
-        db.executescript(_SCHEMA)
-        self._db = db
-        self._items = {item.item_id: item for item in self._read_all()}
+    def open_sync(self, *, readonly: bool = False) -> Journal:
+        """Open (creating if needed) and load the journal; blocking.
+
+        A writable journal is locked for this process (the lock goes when the process does): a second batch on
+        the same journal raises :class:`JournalBusyError`. ``readonly`` inspects a journal, even one in use,
+        without creating or locking anything."""
+        if readonly:
+            if not self.path.is_file():
+                raise FileNotFoundError(f"no journal at {self.path}")
+            db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
+        else:
+            if self.path.parent and not self.path.parent.exists():
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._lock_file()
+            db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        try:
+            db.execute("PRAGMA busy_timeout=5000")
+            if not readonly:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives a killed process; commits stay cheap
+                db.executescript(_SCHEMA)
+            self._db = db
+            self._items = {item.item_id: item for item in self._read_all()}
+        except BaseException:
+            db.close()
+            self._db = None
+            self._unlock_file()
+            raise
         self._by_task = {item.task_id: item.item_id for item in self._items.values() if item.task_id}
         return self
 
+    def _lock_file(self) -> None:
+        if sys.platform == "win32":  # pragma: no cover - no advisory lock there
+            return
+        handle = open(self.path.with_name(self.path.name + ".lock"), "a+b")  # noqa: SIM115 - held while open
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise JournalBusyError(
+                f"another process is running a batch with the journal {self.path}; wait for it to finish "
+                "(running both at once could submit the same items twice)"
+            ) from None
+        self._lock = handle
+
+    def _unlock_file(self) -> None:
+        handle, self._lock = self._lock, None
+        if handle is not None:
+            handle.close()  # closing drops the flock
+
     @classmethod
-    async def open(cls, path: str | os.PathLike[str]) -> Journal:
-        """Open (creating if needed) and load the journal off the event loop."""
+    async def open(cls, path: str | os.PathLike[str], *, readonly: bool = False) -> Journal:
+        """Open (creating if needed, unless ``readonly``) and load the journal off the event loop."""
         journal = cls(path)
-        await anyio.to_thread.run_sync(journal.open_sync)
+        await anyio.to_thread.run_sync(functools.partial(journal.open_sync, readonly=readonly))
         return journal
 
     def _read_all(self) -> Iterator[JournalItem]:
@@ -268,6 +311,7 @@ class Journal:
         with self._thread_lock:
             self._db.close()
         self._db = None
+        self._unlock_file()
 
     async def aclose(self) -> None:
         """Commit what is pending and close the file."""

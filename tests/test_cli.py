@@ -518,7 +518,7 @@ def test_the_same_batch_cannot_run_twice_at_once(server: SimServer, tmp_path: Pa
         _wait_for(lambda: sum(server.created(prompts)) == 2, first)
         second = hailuo(*args, cwd=tmp_path)
         assert second.returncode == 2
-        assert "another hailuo batch is running" in second.stderr
+        assert "another process is running a batch with the journal" in second.stderr
         first.send_signal(signal.SIGINT)
         assert first.wait(timeout=20) == 130
     finally:

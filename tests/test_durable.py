@@ -18,6 +18,7 @@ from hailuo_async import (
     HailuoClient,
     ItemEvent,
     Journal,
+    JournalBusyError,
     PollPolicy,
     RetryPolicy,
     SubmissionUncertainError,
@@ -94,8 +95,11 @@ async def test_cancelled_batch_resumes_without_resubmitting(provider: str, tmp_p
             r.task_id for r in results if isinstance(r, Generation)
         ]
         assert sum(sim.stats().requests_by_route.values()) == 0
-    summary = (await Journal.open(journal)).summary()
-    assert summary.counts == {"completed": len(prompts)}
+    reader = await Journal.open(journal, readonly=True)
+    try:
+        assert reader.summary().counts == {"completed": len(prompts)}
+    finally:
+        await reader.aclose()
 
 
 async def test_uncertain_submit_on_resume(tmp_path: Path) -> None:
@@ -269,3 +273,21 @@ async def test_sigkill_and_rerun(
         assert f"DONE {12 - len(uncertain)}" in output, output
         assert_videos(sim, tmp_path / "out", 12 - len(uncertain))
         assert sim.stats().cdn_requests_with_credentials == 0
+
+
+async def test_journal_is_locked_against_a_second_writer_but_readable(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite"
+    first = await Journal.open(path)
+    try:
+        with pytest.raises(JournalBusyError, match="another process"):
+            Journal(path).open_sync()
+        reader = Journal(path).open_sync(readonly=True)
+        assert reader.summary().total == 0
+        reader.close_sync()
+    finally:
+        await first.aclose()
+    second = await Journal.open(path)  # the lock went with the first
+    await second.aclose()
+    with pytest.raises(FileNotFoundError):
+        Journal(tmp_path / "missing.sqlite").open_sync(readonly=True)
+    assert not (tmp_path / "missing.sqlite").exists()

@@ -86,6 +86,7 @@ def sample_errors() -> list[HailuoError]:
         failed,
         GenerationTimeoutError(provider="minimax", task_id="176843862716480", waited=600.25),
         NotSubmittedError("batch stopped"),
+        _exceptions.JournalBusyError("another process holds the journal"),
         BatchError([GENERATION, failed, limited]),
         HailuoError("base"),
     ]

@@ -92,7 +92,7 @@ async def test_drift_shapes_decode(provider: str) -> None:
 async def test_chaos_batch_nothing_lost_nothing_doubled(provider: str) -> None:
     faults = Faults(error_5xx=0.05, drop=0.03, malformed=0.03, submit_then_drop=0.03)
     cfg = config(faults=faults, rate_limit=RateLimit(rate=150.0, burst=20.0), seed=3)
-    n = 160
+    n = 167  # x 3 providers: 500 items through every fault at once
     async with Simulator(cfg) as sim:
         async with client_for(sim, provider, max_concurrency=24) as client:
             with anyio.fail_after(90):
