@@ -487,7 +487,6 @@ class HailuoClient:
         request = await self._frames.resolve(request)
         if batch is not None and batch.fatal is not None:
             raise NotSubmittedError("the batch stopped before this item was sent") from batch.fatal
-        journal = self._journal if journal_item is not None else None
         http = self.provider.build_submit(request, idempotency_key=idempotency_key)
         idempotent = self.provider.honours_idempotency_key
         maybe_sent: list[bool] = [False]
@@ -501,10 +500,10 @@ class HailuoClient:
             # bounded by the request timeouts.
             with anyio.CancelScope(shield=True) as shield:
                 shield.deadline = anyio.current_time() + self.timeouts.connect + self.timeouts.read + 1.0
-                if journal is not None and journal_item is not None and not intent_recorded:
+                if not intent_recorded:
                     # Committed before the POST leaves, and after every wait that precedes it: an item is marked
                     # "may have been sent" only when it really may have been.
-                    await journal.write(msgspec.structs.replace(journal_item, state="intent"))
+                    await self._note(journal_item, state="intent")
                     intent_recorded.append(True)
                 try:
                     response = await self.transport.send(http)
@@ -522,12 +521,7 @@ class HailuoClient:
                     maybe_sent[0] = True  # a 5xx or an unreadable 2xx: the task may well exist
                     raise
                 submitted_at = self.clock.time()
-                if journal is not None and journal_item is not None:
-                    await journal.write(
-                        msgspec.structs.replace(
-                            journal_item, state="submitted", task_id=task_id, submitted_at=submitted_at
-                        )
-                    )
+                await self._note(journal_item, state="submitted", task_id=task_id, submitted_at=submitted_at)
                 return task_id, submitted_at
             maybe_sent[0] = True  # the shield's own deadline passed while the POST was in flight
             raise ReadTimeoutError("submit: no answer before the deadline")
@@ -554,25 +548,13 @@ class HailuoClient:
                         provider=self.provider.name,
                         idempotency_key=idempotency_key,
                     )
-                    error.__cause__ = exc
-                    if journal is not None and journal_item is not None:
-                        with anyio.CancelScope(shield=True):
-                            await journal.write(
-                                msgspec.structs.replace(
-                                    journal_item,
-                                    state="uncertain",
-                                    error_type=type(error).__name__,
-                                    error_message=str(error),
-                                )
-                            )
+                    await self._note(
+                        journal_item, state="uncertain", error_type=type(error).__name__, error_message=str(error)
+                    )
                     raise error from exc
-                if journal is not None and journal_item is not None:
-                    with anyio.CancelScope(shield=True):
-                        await journal.write(
-                            msgspec.structs.replace(
-                                journal_item, state="not_created", error_type=type(exc).__name__, error_message=str(exc)
-                            )
-                        )
+                await self._note(
+                    journal_item, state="not_created", error_type=type(exc).__name__, error_message=str(exc)
+                )
                 raise
             task = Task(
                 provider=self.provider.name,
@@ -586,6 +568,13 @@ class HailuoClient:
             return task
         finally:
             self._counters.submitting -= 1
+
+    async def _note(self, item: JournalItem | None, **changes: Any) -> None:
+        """Record ``item`` with ``changes`` in the journal, if there is one; a cancellation waits for the write."""
+        if self._journal is None or item is None:
+            return
+        with anyio.CancelScope(shield=True):
+            await self._journal.write(msgspec.structs.replace(item, **changes))
 
     # -- batches ------------------------------------------------------------------------------------------
 
@@ -826,7 +815,6 @@ class HailuoClient:
         task: Task | None,
     ) -> None:
         """Record an item's outcome, save its video if asked, report it."""
-        journal = self._journal
         if isinstance(outcome, Generation):
             self._emit(
                 batch.on_event, ItemEvent(index=index, kind="completed", task_id=outcome.task_id, generation=outcome)
@@ -847,48 +835,29 @@ class HailuoClient:
                     batch.on_event,
                     ItemEvent(index=index, kind="downloaded", task_id=outcome.task_id, generation=outcome),
                 )
-        elif journal is not None and task is not None:
+        elif task is not None:
             await self._record_failure(task, outcome)
         self._finish(batch, index, outcome)
 
     async def _record(self, generation: Generation, index: int) -> None:
-        journal = self._journal
-        if journal is None:
-            return
-        item = journal.find_task(generation.task_id)
-        if item is None:
-            return
-        with anyio.CancelScope(shield=True):
-            await journal.write(
-                msgspec.structs.replace(
-                    item,
-                    state="completed",
-                    video_url=generation.video_url,
-                    expires_at=generation.expires_at,
-                    completed_at=generation.completed_at,
-                    path=generation.path or item.path,
-                    batch_index=index,
-                )
-            )
+        item = self._journal.find_task(generation.task_id) if self._journal is not None else None
+        await self._note(
+            item,
+            state="completed",
+            video_url=generation.video_url,
+            expires_at=generation.expires_at,
+            completed_at=generation.completed_at,
+            path=generation.path or (item.path if item is not None else None),
+            batch_index=index,
+        )
 
     async def _record_failure(self, task: Task, error: HailuoError) -> None:
-        journal = self._journal
-        assert journal is not None
-        item = journal.find_task(task.task_id)
-        if item is None:
-            return
+        item = self._journal.find_task(task.task_id) if self._journal is not None else None
         state = "timed_out" if isinstance(error, GenerationTimeoutError) else "failed"
         if not isinstance(error, (GenerationFailedError, GenerationTimeoutError)):
             state = "submitted"  # the task exists; a later run polls it again
-        with anyio.CancelScope(shield=True):
-            await journal.write(
-                msgspec.structs.replace(
-                    item,
-                    state=state,
-                    error_type=type(error).__name__,
-                    error_message=redact(error.reason if isinstance(error, GenerationFailedError) else str(error)),
-                )
-            )
+        reason = error.reason if isinstance(error, GenerationFailedError) else str(error)
+        await self._note(item, state=state, error_type=type(error).__name__, error_message=redact(reason))
 
 
 def _not_submitted(cause: HailuoError) -> NotSubmittedError:

@@ -87,7 +87,7 @@ def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -
 _SECRET_PATTERNS = re.compile(
     r"((?:Bearer\s+)+)[^\s\"',;]+"
     r"|((?:sig|signature|token|key|api_key|apikey|X-Amz-Signature|exp)=(?:Bearer\s+)*)[^&\s\"']+"
-    r"|((?<![A-Za-z0-9])sk-)[A-Za-z0-9_\-]{6,}",
+    r"|((?<![A-Za-z0-9])sk-)[^\s\"',;&]{6,}",
     re.IGNORECASE,
 )
 
