@@ -6,11 +6,13 @@ is what runs inside each contender's own process.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
 import platform
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -33,25 +35,43 @@ def workload_prompts(count: int, seed: int) -> list[str]:
     ]
 
 
-def child_env() -> dict[str, str]:
-    """The environment of a child process: this checkout first on ``PYTHONPATH``."""
-    paths = [str(ROOT), os.environ.get("PYTHONPATH", "")]
+def child_env(source: Path = ROOT) -> dict[str, str]:
+    """The environment of a child process: ``source`` (this checkout, or a snapshot of it) first on ``PYTHONPATH``."""
+    paths = [str(source), os.environ.get("PYTHONPATH", "")]
     return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
+
+
+def snapshot(destination: Path) -> Path:
+    """Copy ``hailuo_async`` and ``benchmarks`` into ``destination``: every process of one run then imports the same
+    code, even if the checkout changes while the run goes on. Run children with ``cwd`` and ``PYTHONPATH`` there."""
+    ignore = shutil.ignore_patterns("__pycache__", "results")
+    for package in ("hailuo_async", "benchmarks"):
+        shutil.copytree(ROOT / package, destination / package, ignore=ignore)
+    return destination
+
+
+def library_digest(source: Path = ROOT) -> str:
+    """SHA-256 (first 12 hex digits) of the library's Python sources: which code exactly was measured."""
+    digest = hashlib.sha256()
+    for path in sorted((source / "hailuo_async").rglob("*.py")):
+        digest.update(path.relative_to(source).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 class SimulatorProcess:
     """``python -m hailuo_async.simulator`` in its own process, bound to 127.0.0.1 only."""
 
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(self, config: dict[str, Any], source: Path = ROOT) -> None:
         self.config = {**config, "host": "127.0.0.1"}
+        self.source = source
         self.process: subprocess.Popen[str] | None = None
         self.urls: dict[str, str] = {}
 
     def start(self) -> dict[str, str]:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "hailuo_async.simulator", "--config", json.dumps(self.config)],
-            cwd=ROOT,
-            env=child_env(),
+            cwd=self.source,
+            env=child_env(self.source),
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -126,6 +146,20 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     low = math.floor(rank)
     high = min(low + 1, len(ordered) - 1)
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def source_state() -> dict[str, Any]:
+    """The commit measured and any uncommitted library changes (results belong to exactly that code)."""
+
+    def git(*args: str) -> str:
+        try:
+            done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10, check=False)
+        except (OSError, subprocess.SubprocessError):
+            return ""
+        return done.stdout.rstrip() if done.returncode == 0 else ""
+
+    dirty = [line[3:] for line in git("status", "--porcelain", "--", "hailuo_async").splitlines() if line.strip()]
+    return {"commit": git("rev-parse", "--short", "HEAD").strip() or "unknown", "uncommitted_library_files": dirty}
 
 
 def machine() -> dict[str, Any]:

@@ -27,7 +27,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.harness import RESULTS, ROOT, SEED, SimulatorProcess, child_env, machine, percentile
+from benchmarks.harness import (
+    RESULTS,
+    SEED,
+    SimulatorProcess,
+    child_env,
+    library_digest,
+    machine,
+    percentile,
+    snapshot,
+    source_state,
+)
 
 RATE_LIMIT = 20.0
 """Requests per second the simulator allows in the rate-limited workload (burst of the same size)."""
@@ -142,10 +152,17 @@ def contenders(smoke: bool) -> list[Contender]:
 
 
 def run_contender(
-    workload: Workload, contender: Contender, *, concurrency: int, workdir: Path, period: float, timeout: float
+    workload: Workload,
+    contender: Contender,
+    *,
+    concurrency: int,
+    workdir: Path,
+    source: Path,
+    period: float,
+    timeout: float,
 ) -> dict[str, Any]:
     """One contender on one workload against a fresh simulator process; returns the measured figures."""
-    simulator = SimulatorProcess(workload.simulator)
+    simulator = SimulatorProcess(workload.simulator, source)
     urls = simulator.start()
     sampler = Sampler(urls["stats"], period)
     output = workdir / f"{workload.key}-{contender.kind}-{contender.interval}.json"
@@ -171,7 +188,7 @@ def run_contender(
     try:
         server_cpu0 = simulator.cpu_seconds()
         sampler.start()
-        completed = subprocess.run(command, cwd=ROOT, env=child_env(), timeout=timeout, check=False)
+        completed = subprocess.run(command, cwd=source, env=child_env(source), timeout=timeout, check=False)
         sampler.stop()
         if completed.returncode != 0:
             raise RuntimeError(f"{contender.name} on {workload.key} exited with code {completed.returncode}")
@@ -241,6 +258,7 @@ def figures(
         "rate_limited_share": int(stats["rate_limited"]) / requests if requests else 0.0,
         "accepted_rps_overall": answered / makespan if makespan > 0 else None,
         "submit_window_s": window[1] - window[0] if window is not None else None,
+        "last_submit_s": created[-1] - started if created else None,
         "accepted_rps_submit_window": (
             accepted_in_window / (window[1] - window[0])
             if window is not None and accepted_in_window is not None
@@ -251,7 +269,7 @@ def figures(
     }
 
 
-def run_scale(sizes: list[int], checks: int, workdir: Path, timeout: float) -> list[dict[str, Any]]:
+def run_scale(sizes: list[int], checks: int, workdir: Path, source: Path, timeout: float) -> list[dict[str, Any]]:
     rows = []
     for size in sizes:
         output = workdir / f"scale-{size}.json"
@@ -266,7 +284,7 @@ def run_scale(sizes: list[int], checks: int, workdir: Path, timeout: float) -> l
             "--output",
             str(output),
         ]
-        subprocess.run(command, cwd=ROOT, env=child_env(), timeout=timeout, check=True)
+        subprocess.run(command, cwd=source, env=child_env(source), timeout=timeout, check=True)
         rows.append(json.loads(output.read_text()))
         print(f"  scale {size:>7,} outstanding: {rows[-1]['cpu_us_per_check']:.0f} us/check", flush=True)
     return rows
@@ -279,23 +297,26 @@ def _f(value: float | None, digits: int = 1) -> str:
     return "n/a" if value is None else f"{value:,.{digits}f}"
 
 
-def runs_table(runs: list[dict[str, Any]], titles: dict[str, str]) -> list[str]:
+def runs_table(runs: list[dict[str, Any]], specs: list[Workload]) -> list[str]:
+    titles = {spec.key: spec.title for spec in specs}
+    limited = {spec.key for spec in specs if spec.rate_limited}
     lines = [
-        "| workload | contender | done / failed | makespan s (x lower bound) | status req/item | "
+        "| workload | contender | done / failed | last submit s | makespan s (x lower bound) | status req/item | "
         "lag p50 / p95 / p99 s | CPU s / 1k items | CPU ms / request | peak RSS MB | 429s (share) | "
-        "accepted req/s (submit phase) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "accepted req/s while submitting |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for run in runs:
         others = sum(run["other_errors"].values())
         done = f"{run['completed']} / {run['failed']}" + (f" (+{others} errors)" if others else "")
+        throughput = _f(run["accepted_rps_submit_window"]) if run["workload"] in limited else "-"
         lines.append(
-            f"| {titles[run['workload']]} | {run['contender']} | {done} | "
+            f"| {titles[run['workload']]} | {run['contender']} | {done} | {_f(run['last_submit_s'])} | "
             f"{_f(run['makespan_s'])} (x{_f(run['makespan_ratio'], 2)}) | {_f(run['status_requests_per_item'], 2)} | "
             f"{_f(run['lag_p50_s'], 2)} / {_f(run['lag_p95_s'], 2)} / {_f(run['lag_p99_s'], 2)} | "
             f"{_f(run['client_cpu_s_per_1k_items'], 2)} | {_f(run['client_cpu_ms_per_request'], 2)} | "
             f"{_f(run['peak_rss_mb'])} | {run['rate_limited']} ({run['rate_limited_share']:.1%}) | "
-            f"{_f(run['accepted_rps_submit_window'])} |"
+            f"{throughput} |"
         )
     return lines
 
@@ -394,13 +415,19 @@ def goals(runs: list[dict[str, Any]], scale: list[dict[str, Any]], specs: list[W
 
 
 def render(report: dict[str, Any], specs: list[Workload]) -> str:
-    titles = {spec.key: spec.title for spec in specs}
     info = report["machine"]
     lines = [
         f"# hailuo_async benchmarks{' (smoke)' if report['smoke'] else ''}",
         "",
         f"- command: `{report['command']}`",
         f"- date: {report['date']}",
+        f"- code: commit {report['source']['commit']}"
+        + (
+            f" plus uncommitted changes to {', '.join(report['source']['uncommitted_library_files'])}"
+            if report["source"]["uncommitted_library_files"]
+            else ""
+        )
+        + f" (library sources sha256 {report['source']['library_sha256']})",
         f"- machine: {info['cpu_model']}, {info['cores']} cores, {info['implementation']} {info['python']}, "
         f"{info['platform']}; aiohttp {info['aiohttp']}, hailuo_async {info['hailuo_async']}",
         f"- concurrency (submits in flight) {report['concurrency']} for every contender; seed {SEED}; "
@@ -408,7 +435,7 @@ def render(report: dict[str, Any], specs: list[Workload]) -> str:
         "",
         "## Workloads",
         "",
-        *runs_table(report["runs"], titles),
+        *runs_table(report["runs"], specs),
         "",
         "## Scale (MockTransport + FakeClock, no network)",
         "",
@@ -444,6 +471,9 @@ def main(argv: list[str] | None = None) -> int:
     scale: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="hailuo-bench-") as tmp:
         workdir = Path(tmp)
+        # Every process of the run imports one snapshot of the code, whatever happens to the checkout meanwhile.
+        code = snapshot(workdir / "src")
+        source = {**source_state(), "library_sha256": library_digest(code)}
         if args.only != "scale":
             for spec in specs:
                 for racer in racers:
@@ -453,6 +483,7 @@ def main(argv: list[str] | None = None) -> int:
                         racer,
                         concurrency=args.concurrency,
                         workdir=workdir,
+                        source=code,
                         period=0.1 if args.smoke else 0.5,
                         timeout=120 if args.smoke else 1200,
                     )
@@ -466,12 +497,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.only != "workloads":
             sizes, checks = ([500, 2_000], 2_000) if args.smoke else ([1_000, 10_000, 100_000], 50_000)
             print("scale ...", flush=True)
-            scale = run_scale(sizes, checks, workdir, timeout=120 if args.smoke else 900)
+            scale = run_scale(sizes, checks, workdir, code, timeout=120 if args.smoke else 900)
     report: dict[str, Any] = {
         "command": command,
         "smoke": args.smoke,
         "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
         "machine": machine(),
+        "source": source,
         "concurrency": args.concurrency,
         "seed": SEED,
         "workloads": [{"key": s.key, "title": s.title, "items": s.items, "simulator": s.simulator} for s in specs],

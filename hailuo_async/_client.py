@@ -57,7 +57,7 @@ from ._images import FrameResolver
 from ._journal import Journal, JournalItem, item_key
 from ._models import ClientStatistics, EventKind, Generation, GenerationRequest, ItemEvent, Task, TaskState, TaskStatus
 from ._poller import Outcome, Poller
-from ._retry import call_with_retries, submit_may_retry
+from ._retry import Retrier, submit_may_retry
 from ._scheduler import RequestPacer
 from ._transport import AiohttpTransport, Transport, check_base_url
 from .providers import Provider, get_provider
@@ -227,6 +227,11 @@ class HailuoClient:
             submit_rate=None if submits_per_minute is None else submits_per_minute / 60.0,
         )
         self._poller: Poller | None = None
+        idempotent = self.provider.honours_idempotency_key
+        self._submit_retrier = Retrier(
+            retry, should_retry=lambda exc: submit_may_retry(exc, idempotent=idempotent), on_retry=self._count_retry
+        )
+        self._retrier = Retrier(retry, on_retry=self._count_retry)
         self._frames: FrameResolver | None = None
         self._downloader: Downloader | None = None
 
@@ -427,7 +432,7 @@ class HailuoClient:
                 status = msgspec.structs.replace(status, video_url=url, expires_at=expires)
             return status
 
-        return await call_with_retries(call, policy=self.retry, on_retry=self._count_retry)
+        return await self._retrier(call)
 
     async def generate(
         self,
@@ -529,12 +534,7 @@ class HailuoClient:
         self._counters.submitting += 1
         try:
             try:
-                task_id, submitted_at = await call_with_retries(
-                    attempt,
-                    policy=self.retry,
-                    should_retry=lambda exc: submit_may_retry(exc, idempotent=idempotent),
-                    on_retry=self._count_retry,
-                )
+                task_id, submitted_at = await self._submit_retrier(attempt)
             except HailuoError as exc:
                 uncertain = maybe_sent[0]
                 if isinstance(exc, _FATAL) and batch is not None and batch.fatal is None:

@@ -158,6 +158,10 @@ class Clock(Protocol):
         """Sleep ``seconds`` (at least a scheduling point when 0 or less)."""
         ...
 
+    async def wait(self, event: anyio.Event, timeout: float | None) -> None:
+        """Wait until ``event`` is set or ``timeout`` seconds pass (``None``: no timeout)."""
+        ...
+
 
 class SystemClock:
     """The real clock."""
@@ -170,6 +174,13 @@ class SystemClock:
 
     async def sleep(self, seconds: float) -> None:
         await anyio.sleep(max(seconds, 0.0))
+
+    async def wait(self, event: anyio.Event, timeout: float | None) -> None:
+        if timeout is None:
+            await event.wait()
+        elif timeout > 0:
+            with anyio.move_on_after(timeout):
+                await event.wait()
 
 
 class FakeClock:
@@ -211,6 +222,25 @@ class FakeClock:
             # aiohttp already ties the library to asyncio, so a plain asyncio task drives the clock.
             self._driver = asyncio.get_running_loop().create_task(self._drive())
         await event.wait()
+
+    async def wait(self, event: anyio.Event, timeout: float | None) -> None:
+        if timeout is None:
+            await event.wait()
+            return
+        if timeout <= 0:
+            return
+        async with anyio.create_task_group() as tg:
+
+            async def sleeper() -> None:
+                await self.sleep(timeout)
+                tg.cancel_scope.cancel()
+
+            async def waiter() -> None:
+                await event.wait()
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(sleeper)
+            tg.start_soon(waiter)
 
     async def _drive(self) -> None:
         # Let every runnable task reach its next await (the loop's ready queue drains), then jump to the

@@ -25,7 +25,7 @@ from ._exceptions import (
     TransportError,
 )
 
-__all__ = ["call_with_retries", "is_retryable", "retry_delay", "submit_may_retry"]
+__all__ = ["Retrier", "call_with_retries", "is_retryable", "retry_delay", "submit_may_retry"]
 
 T = TypeVar("T")
 
@@ -71,6 +71,45 @@ def _waits(policy: RetryPolicy) -> Generator[float, BaseException | None, None]:
         attempt += 1
 
 
+class Retrier:
+    """Repeats failed calls by a fixed policy: ``await retrier(call)``. Built once (backoff's decorator is applied
+    here, not per call); ``should_retry`` says which library errors are worth repeating."""
+
+    def __init__(
+        self,
+        policy: RetryPolicy,
+        *,
+        should_retry: Callable[[Exception], bool] = is_retryable,
+        on_retry: Callable[[Exception, float], None] | None = None,
+    ) -> None:
+        def backoff_handler(details: Any) -> None:
+            if on_retry is not None:
+                on_retry(details["exception"], details["wait"])
+
+        async def invoke(call: Callable[[], Awaitable[Any]]) -> Any:
+            return await call()
+
+        with warnings.catch_warnings():
+            # backoff 2.2.1 calls asyncio.iscoroutinefunction(), deprecated in Python 3.14 (litl/backoff PR
+            # #220, never merged). Silence only that warning, only while decorating.
+            warnings.filterwarnings(
+                "ignore", message="'asyncio.iscoroutinefunction' is deprecated", category=DeprecationWarning
+            )
+            self._invoke = backoff.on_exception(
+                lambda: _waits(policy),
+                HailuoError,
+                max_tries=policy.max_attempts,
+                giveup=lambda exc: not should_retry(exc),
+                jitter=None,  # the waits are already jittered, and a Retry-After floor must not be jittered below
+                logger=None,  # backoff would log str(exc) and the call's arguments; we log sanitised lines
+                on_backoff=backoff_handler,
+            )(invoke)
+
+    async def __call__(self, call: Callable[[], Awaitable[T]]) -> T:
+        result: T = await self._invoke(call)
+        return result
+
+
 async def call_with_retries(
     call: Callable[[], Awaitable[T]],
     *,
@@ -79,25 +118,4 @@ async def call_with_retries(
     on_retry: Callable[[Exception, float], None] | None = None,
 ) -> T:
     """``await call()``, retrying library errors that ``should_retry`` accepts, up to ``policy.max_attempts``."""
-
-    def backoff_handler(details: Any) -> None:
-        if on_retry is not None:
-            on_retry(details["exception"], details["wait"])
-
-    with warnings.catch_warnings():
-        # backoff 2.2.1 calls asyncio.iscoroutinefunction(), deprecated in Python 3.14 (litl/backoff PR #220,
-        # never merged). Silence only that warning, only while decorating.
-        warnings.filterwarnings(
-            "ignore", message="'asyncio.iscoroutinefunction' is deprecated", category=DeprecationWarning
-        )
-        decorated = backoff.on_exception(
-            lambda: _waits(policy),
-            HailuoError,
-            max_tries=policy.max_attempts,
-            giveup=lambda exc: not should_retry(exc),
-            jitter=None,  # the waits are already jittered, and a Retry-After floor must not be jittered below
-            logger=None,  # backoff would log str(exc) and the call's arguments; we log sanitised lines ourselves
-            on_backoff=backoff_handler,
-        )(call)
-    result: T = await decorated()
-    return result
+    return await Retrier(policy, should_retry=should_retry, on_retry=on_retry)(call)

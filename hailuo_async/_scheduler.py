@@ -1,10 +1,12 @@
 """Request pacing shared by every submit and status check of one client.
 
-:class:`RequestPacer` is a token bucket per provider. With a fixed ``requests_per_second`` it simply spaces
-requests. Without one it learns the provider's limit: unlimited until the first 429, then the rate actually
-accepted just before it (slightly less), creeping up again while no 429 comes. Any 429 also pauses every request
-of the client for the server's ``Retry-After``. A separate, optional submit budget (MiniMax's documented requests
-per minute) gates submits only.
+:class:`RequestPacer` is a token bucket per client. With a fixed ``requests_per_second`` it simply spaces requests.
+Without one it learns the provider's limit: a slow start doubles the rate every quarter second until the first
+429, which sets the rate a little under what the provider accepted just before; then the rate creeps up again,
+slowly, while no 429 comes. Any 429 also pauses every request of the client for the server's ``Retry-After``.
+Status checks go before waiting submits: a check is due at a precise moment (a video is about to be ready),
+while a submit only waits its turn. A separate, optional submit budget (MiniMax's documented requests per minute)
+gates submits only.
 """
 
 from __future__ import annotations
@@ -12,15 +14,15 @@ from __future__ import annotations
 import collections
 import math
 
+import anyio
+
 from ._config import Clock
 
 __all__ = ["RequestPacer", "TokenBucket"]
 
 
 class TokenBucket:
-    """``rate`` tokens per second, at most ``burst`` saved up; ``acquire`` waits for one token.
-
-    Waiters are served in order of arrival because each one reserves its slot before sleeping."""
+    """``rate`` tokens per second, at most ``burst`` saved up."""
 
     def __init__(self, rate: float, clock: Clock, *, burst: float = 1.0) -> None:
         self.clock = clock
@@ -33,17 +35,17 @@ class TokenBucket:
         self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
         self._stamp = now
 
-    def reserve(self) -> float:
-        """Take a token, returning how long the caller must wait before using it."""
-        now = self.clock.monotonic()
-        self._refill(now)
-        self._tokens -= 1.0
-        return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
+    def take(self) -> float:
+        """Take a token if one is there (returns 0), else the seconds until one will be."""
+        self._refill(self.clock.monotonic())
+        if self._tokens >= 1.0 - 1e-9:  # float dust must not make anyone wait a nanosecond forever
+            self._tokens -= 1.0
+            return 0.0
+        return max((1.0 - self._tokens) / self.rate, 1e-6)
 
     async def acquire(self) -> None:
-        """Wait for a token."""
-        wait = self.reserve()
-        if wait > 0:
+        """Wait for a token and take it."""
+        while (wait := self.take()) > 0:
             await self.clock.sleep(wait)
 
     def set_rate(self, rate: float) -> None:
@@ -56,17 +58,20 @@ class RequestPacer:
     """Paces all API requests of one client, and pauses them all after a 429.
 
     ``fixed_rate`` (requests per second) disables learning. ``submit_rate`` (per second) additionally gates
-    submits. Learning: a 429 sets the rate to a little under the rate the provider accepted over the last few
-    seconds of actual sending (pauses excluded); when too little was sent to measure, a low provisional rate
-    grows quickly until the next 429 gives a measurement. Once the limit is known the rate creeps towards it
-    slowly, so 429s stay rare. In-flight requests refused together count as one 429 event."""
+    submits. In-flight requests refused together count as one 429 event."""
 
+    INITIAL_RATE = 20.0
+    """Requests per second allowed at first while learning (slow start)."""
+    SLOW_START_STEP = 0.25
+    """Seconds between doublings of the rate until the first 429."""
+    UNLIMITED = 5000.0
+    """Above this rate, slow start stops pacing altogether."""
     WINDOW = 2.0
     """Seconds of sending used to measure the rate the provider accepts."""
     MARGIN = 0.95
     """Share of the measured accepted rate used after a 429."""
     FAST_GROWTH = 0.25
-    """Relative increase per second while the limit is unknown or far above the current rate."""
+    """Relative increase per second while the rate is far below the measured limit."""
     SLOW_GROWTH = 0.003
     """Relative increase per second near a measured limit."""
 
@@ -81,7 +86,8 @@ class RequestPacer:
         self.clock = clock
         self.fixed_rate = fixed_rate
         self.min_rate = min_rate
-        self._bucket: TokenBucket | None = TokenBucket(fixed_rate, clock) if fixed_rate else None
+        initial = fixed_rate or self.INITIAL_RATE
+        self._bucket: TokenBucket | None = TokenBucket(initial, clock, burst=1.0 if fixed_rate else initial / 4)
         self._submits = TokenBucket(submit_rate, clock, burst=1.0) if submit_rate else None
         self._paused_until = 0.0
         self._cooldown_until = 0.0
@@ -89,6 +95,9 @@ class RequestPacer:
         self._measure_from = clock.monotonic()
         self._last_growth = clock.monotonic()
         self._ceiling: float | None = None
+        self._limited = False
+        self._checks_waiting = 0
+        self._checks_done: anyio.Event | None = None  # made by a submit that has to let status checks go first
         self.rate_limited = 0
 
     @property
@@ -100,18 +109,32 @@ class RequestPacer:
         """Wait until one more request (a submit if ``submit``) may be sent."""
         if submit and self._submits is not None:
             await self._submits.acquire()
-        while True:
-            pause = self._paused_until - self.clock.monotonic()
-            if pause > 0:
-                await self.clock.sleep(pause)
-                continue
-            if self._bucket is not None:
-                wait = self._bucket.reserve()
-                if wait > 0:
-                    await self.clock.sleep(wait)
-                    if self._paused_until > self.clock.monotonic():
-                        continue  # a 429 arrived while we slept: the token is spent, wait out the pause
-            return
+        if not submit:
+            self._checks_waiting += 1
+        try:
+            while True:
+                pause = self._paused_until - self.clock.monotonic()
+                if pause > 0:
+                    await self.clock.sleep(pause)
+                    continue
+                if submit and self._checks_waiting:
+                    if self._checks_done is None:
+                        self._checks_done = anyio.Event()
+                    await self._checks_done.wait()  # status checks first
+                    continue
+                bucket = self._bucket
+                if bucket is None:
+                    return
+                wait = bucket.take()
+                if wait <= 0:
+                    return
+                await self.clock.sleep(wait)
+        finally:
+            if not submit:
+                self._checks_waiting -= 1
+                if self._checks_waiting == 0 and self._checks_done is not None:
+                    self._checks_done.set()
+                    self._checks_done = None
 
     def on_success(self) -> None:
         """Record an answered request (any status but 429)."""
@@ -121,14 +144,25 @@ class RequestPacer:
         while accepted and accepted[0] < now - self.WINDOW:
             accepted.popleft()
         bucket = self._bucket
-        if self.fixed_rate is None and bucket is not None:
-            elapsed = now - self._last_growth
-            if elapsed >= 0.5:
-                ceiling = self._ceiling
-                fast = ceiling is None or bucket.rate < 0.9 * ceiling
-                growth = self.FAST_GROWTH if fast else self.SLOW_GROWTH
-                bucket.set_rate(bucket.rate * (1.0 + growth) ** elapsed)
+        if self.fixed_rate is not None or bucket is None:
+            return
+        elapsed = now - self._last_growth
+        if not self._limited:  # slow start: double every step until the first 429
+            if elapsed >= self.SLOW_START_STEP:
+                rate = bucket.rate * 2.0 ** (elapsed / self.SLOW_START_STEP)
                 self._last_growth = now
+                if rate > self.UNLIMITED:
+                    self._bucket = None
+                else:
+                    bucket.set_rate(rate)
+                    bucket.burst = max(1.0, rate / 4)
+            return
+        if elapsed >= 0.5:
+            ceiling = self._ceiling
+            fast = ceiling is None or bucket.rate < 0.9 * ceiling
+            growth = self.FAST_GROWTH if fast else self.SLOW_GROWTH
+            bucket.set_rate(bucket.rate * (1.0 + growth) ** elapsed)
+            self._last_growth = now
 
     def on_rate_limited(self, retry_after: float | None, default_pause: float = 1.0) -> None:
         """Record a 429: pause everything for ``retry_after`` and, when learning, lower the rate."""
@@ -139,6 +173,7 @@ class RequestPacer:
         self._last_growth = max(now, self._paused_until)
         if self.fixed_rate is not None or now < self._cooldown_until:
             return  # requests already in flight when the rate was lowered: one event, not many
+        self._limited = True
         self._cooldown_until = self._paused_until + 0.2
         span = now - max(self._measure_from, now - self.WINDOW)
         accepted = self._accepted
@@ -155,5 +190,6 @@ class RequestPacer:
             self._bucket = TokenBucket(target, self.clock, burst=1.0)
         else:
             self._bucket.set_rate(target)
+            self._bucket.burst = 1.0
         self._measure_from = self._paused_until
         accepted.clear()

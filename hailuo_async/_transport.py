@@ -41,6 +41,8 @@ __all__ = [
 logger = logging.getLogger("hailuo_async")
 
 USER_AGENT = f"hailuo-async/{__version__}"
+SUBMIT_KEEPALIVE = 2.0
+"""Seconds an idle submit connection is kept for reuse."""
 MAX_API_BODY = 4 * 1024 * 1024
 """Largest API answer read into memory; a bigger one is refused (a status answer is a few hundred bytes)."""
 
@@ -102,12 +104,6 @@ def check_base_url(url: str, *, allow_insecure_http: bool, parameter: str = "bas
             "https is required (plain http is only allowed for loopback hosts or with allow_insecure_http=True)",
         )
     return url.rstrip("/")
-
-
-def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
-    return parts.scheme, (parts.hostname or "").lower(), port
 
 
 Handler = Callable[[HttpRequest], "HttpResponse | Awaitable[HttpResponse]"]
@@ -202,7 +198,6 @@ class AiohttpTransport(Transport):
         self._auth = f"Bearer {api_key}"
         # Keys too short to be real secrets are not scrubbed from bodies: that would corrupt ordinary text.
         self._redact_key = api_key.encode() if len(api_key) >= 8 else b""
-        self._origin = _origin(self.base_url)
         self.timeouts = timeouts
         self.max_connections = max_connections
         self.allow_insecure_http = allow_insecure_http
@@ -230,15 +225,19 @@ class AiohttpTransport(Transport):
         self._api = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=self.max_connections, limit_per_host=self.max_connections),
             timeout=api_timeout,
-            trace_configs=[trace],
             **common,
         )
         self._submit = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(
-                limit=self.max_connections, limit_per_host=self.max_connections, force_close=True
+                limit=self.max_connections,
+                limit_per_host=self.max_connections,
+                # A pooled connection the server closed as idle would turn a paid POST into an unknown outcome.
+                # We drop idle connections after a few seconds, well before any server does (5 s at the least
+                # seen, 60-75 s usual), so that race cannot happen, yet bulk submits still share connections.
+                keepalive_timeout=SUBMIT_KEEPALIVE,
             ),
             timeout=api_timeout,
-            trace_configs=[trace],
+            trace_configs=[trace],  # tells "never sent" from "maybe delivered" for the money-safety rules
             **common,
         )
         self._cdn = aiohttp.ClientSession(
@@ -266,12 +265,15 @@ class AiohttpTransport(Transport):
         session = self._submit if request.route == "submit" else self._api
         if session is None:
             raise RuntimeError("transport is not open")
-        url = self.base_url + request.path
-        if _origin(url) != self._origin:  # defensive: a crafted path can never move the key elsewhere
-            raise InvalidRequestError("path", request.path, "must stay on the API origin")
+        path = request.path
+        if not path.startswith("/") or path.startswith("//") or "\\" in path:
+            # defensive: a crafted path can never move the key to another origin
+            raise InvalidRequestError("path", path, "must be an absolute path on the API origin")
+        url = self.base_url + path
         headers = dict(request.headers)
         headers["Authorization"] = self._auth
-        flag = {"sent": False}
+        # Only submits trace whether their headers left (a GET may always be repeated); others count as sent.
+        flag = {"sent": request.route != "submit"}
         where = f"{request.method} {request.route}"
         try:
             async with session.request(
@@ -285,19 +287,19 @@ class AiohttpTransport(Transport):
                 length = response.content_length
                 if length is not None and length > MAX_API_BODY:
                     raise DecodeError(f"{where}: answer of {length} bytes is too large")
-                body = bytearray()
-                async for chunk in response.content.iter_chunked(65536):
-                    body += chunk
-                    if len(body) > MAX_API_BODY:
-                        raise DecodeError(f"{where}: answer larger than {MAX_API_BODY} bytes")
-                payload = bytes(body)
+                if length is not None:
+                    payload = await response.read()  # size known and bounded: one read
+                else:
+                    body = bytearray()
+                    async for chunk in response.content.iter_chunked(65536):
+                        body += chunk
+                        if len(body) > MAX_API_BODY:
+                            raise DecodeError(f"{where}: answer larger than {MAX_API_BODY} bytes")
+                    payload = bytes(body)
                 if self._redact_key and self._redact_key in payload:  # a provider echoing the key back
                     payload = payload.replace(self._redact_key, b"***")
-                return HttpResponse(
-                    status=response.status,
-                    headers={k.lower(): v for k, v in response.headers.items()},
-                    body=payload,
-                )
+                # aiohttp's header mapping is already case-insensitive; no copy needed.
+                return HttpResponse(status=response.status, headers=response.headers, body=payload)
         except _MAPPED as exc:
             raise _map_exception(exc, sent=flag["sent"], where=where, secrets=(self._api_key,)) from None
 

@@ -75,8 +75,8 @@ async def test_many_tasks_few_requests_and_prompt_detection() -> None:
     checks = [t.checks for t in gw.tasks.values()]
     lags = sorted(t.completed_seen_at - (t.created + t.duration) for t in gw.tasks.values() if t.completed_seen_at)
     # A 2 s fixed-interval poller would need ~80 checks per task here for ~1 s median lag.
-    assert statistics.mean(checks) <= 8, statistics.mean(checks)
-    assert lags[int(0.95 * len(lags))] <= 2.0, lags[-10:]
+    assert statistics.mean(checks) <= 6, statistics.mean(checks)
+    assert lags[int(0.95 * len(lags))] <= 3.0, lags[-10:]  # a very wide spread (30-300 s): early finishers wait
 
 
 async def test_minimax_retrieves_the_url_and_maps_failures() -> None:
