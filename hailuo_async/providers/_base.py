@@ -60,6 +60,17 @@ def path_segment(task_id: str) -> str:
     return quote(task_id, safe="")
 
 
+def flags(request: GenerationRequest, *, watermark: str) -> dict[str, bool]:
+    """The boolean options the request sets (``None`` ones left out), under the provider's field names;
+    ``watermark`` is the provider's name for the watermark flag."""
+    names = (
+        ("prompt_optimizer", "prompt_optimizer"),
+        ("fast_pretreatment", "fast_pretreatment"),
+        ("watermark", watermark),
+    )
+    return {key: value for name, key in names if (value := getattr(request, name)) is not None}
+
+
 def map_status_word(word: str) -> TaskState | None:
     """The common state for a provider's status word, or ``None`` when the word is unknown."""
     return _STATUS_WORDS.get(word.strip().lower())

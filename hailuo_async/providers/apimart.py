@@ -22,6 +22,7 @@ from ._base import (
     as_progress,
     error_class_for_status,
     first_url,
+    flags,
     make_api_error,
     map_status_word,
     multipart_image,
@@ -116,10 +117,7 @@ class Apimart(Provider):
             body["first_frame_image"] = str(request.first_frame)
         if request.last_frame is not None:
             body["last_frame_image"] = str(request.last_frame)
-        for name in ("prompt_optimizer", "fast_pretreatment", "watermark"):
-            value = getattr(request, name)
-            if value is not None:
-                body[name] = value
+        body.update(flags(request, watermark="watermark"))
         return body
 
     def parse_submit(self, response: HttpResponse) -> str:

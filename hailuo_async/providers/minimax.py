@@ -16,7 +16,7 @@ import msgspec
 from .._exceptions import DecodeError, InvalidRequestError
 from .._http import HttpRequest, HttpResponse
 from .._models import FrameKind, GenerationRequest, TaskState, TaskStatus
-from ._base import ACCEPT_JSON, MODEL, Provider, _BaseResp, map_status_word
+from ._base import ACCEPT_JSON, MODEL, Provider, _BaseResp, flags, map_status_word
 
 __all__ = ["Minimax"]
 
@@ -81,14 +81,7 @@ class Minimax(Provider):
             body["first_frame_image"] = str(request.first_frame)
         if request.last_frame is not None:
             body["last_frame_image"] = str(request.last_frame)
-        for name, key in (
-            ("prompt_optimizer", "prompt_optimizer"),
-            ("fast_pretreatment", "fast_pretreatment"),
-            ("watermark", "aigc_watermark"),
-        ):
-            value = getattr(request, name)
-            if value is not None:
-                body[key] = value
+        body.update(flags(request, watermark="aigc_watermark"))
         return body
 
     def parse_submit(self, response: HttpResponse) -> str:

@@ -20,6 +20,7 @@ from ._base import (
     Provider,
     as_progress,
     first_url,
+    flags,
     map_status_word,
     multipart_image,
     path_segment,
@@ -118,14 +119,7 @@ class Toapis(Provider):
         metadata: dict[str, Any] = {}
         if request.last_frame is not None:
             metadata["last_frame_image"] = str(request.last_frame)
-        for name, key in (
-            ("prompt_optimizer", "prompt_optimizer"),
-            ("fast_pretreatment", "fast_pretreatment"),
-            ("watermark", "aigc_watermark"),
-        ):
-            value = getattr(request, name)
-            if value is not None:
-                metadata[key] = value
+        metadata.update(flags(request, watermark="aigc_watermark"))
         if metadata:
             body["metadata"] = metadata
         return body
