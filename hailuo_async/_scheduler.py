@@ -96,6 +96,7 @@ class RequestPacer:
         self._last_growth = clock.monotonic()
         self._ceiling: float | None = None
         self._limited = False
+        self._turn = anyio.Lock()  # one waiter at a time at the bucket, first come first served: no stampede
         self._checks_waiting = 0
         self._checks_done: anyio.Event | None = None  # made by a submit that has to let status checks go first
         self.rate_limited = 0
@@ -125,10 +126,13 @@ class RequestPacer:
                 bucket = self._bucket
                 if bucket is None:
                     return
-                wait = bucket.take()
-                if wait <= 0:
+                if bucket.take() <= 0:  # a token is there: no queueing at all
                     return
-                await self.clock.sleep(wait)
+                async with self._turn:
+                    while (wait := bucket.take()) > 0 and self._paused_until <= self.clock.monotonic():
+                        await self.clock.sleep(wait)
+                    if wait <= 0:
+                        return
         finally:
             if not submit:
                 self._checks_waiting -= 1
