@@ -717,13 +717,10 @@ class HailuoClient:
         try:
             task, recorded = await self._start_item(batch, index, request)
         except HailuoError as exc:
-            self._submit_slots.release()
             self._finish(batch, index, exc)
             return
-        except BaseException:
-            self._submit_slots.release()
-            raise
-        self._submit_slots.release()
+        finally:
+            self._submit_slots.release()  # the submit is over, whatever happened: let the next item in
         if recorded is not None:  # finished in an earlier run
             batch.tg.start_soon(self._settle, batch, index, recorded, None)
             return
