@@ -460,10 +460,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=32, help="submits in flight, for every contender")
     parser.add_argument("--output-dir", type=Path, default=RESULTS, help=f"where results go (default {RESULTS})")
     parser.add_argument("--only", choices=("workloads", "scale"), default=None, help="run one half only")
+    parser.add_argument(
+        "--workload",
+        action="append",
+        choices=("a", "b", "c"),
+        help="run only this workload (repeatable); the results go to partial.md/json, not latest",
+    )
+    parser.add_argument(
+        "--contender",
+        action="append",
+        choices=("hailuo_async", "baseline 2 s", "baseline 10 s"),
+        help="run only this contender (repeatable); the results go to partial.md/json, not latest",
+    )
     args = parser.parse_args(argv)
 
-    specs = workloads(args.smoke)
-    racers = contenders(args.smoke)
+    specs = [spec for spec in workloads(args.smoke) if not args.workload or spec.key[0] in args.workload]
+    racers = [racer for racer in contenders(args.smoke) if not args.contender or racer.name in args.contender]
+    partial = bool(args.workload or args.contender)
     command = "python -m benchmarks.run" + "".join(
         f" {shlex.quote(a)}" for a in (argv if argv is not None else sys.argv[1:])
     )
@@ -514,7 +527,7 @@ def main(argv: list[str] | None = None) -> int:
     text = render(report, specs)
     print()
     print(text)
-    stem = "smoke" if args.smoke else "latest"
+    stem = "partial" if partial else "smoke" if args.smoke else "latest"
     args.output_dir.mkdir(parents=True, exist_ok=True)
     (args.output_dir / f"{stem}.md").write_text(text)
     (args.output_dir / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
