@@ -29,6 +29,7 @@ from typing import Any
 
 from benchmarks.harness import (
     RESULTS,
+    ROOT,
     SEED,
     SimulatorProcess,
     child_env,
@@ -454,6 +455,43 @@ def render(report: dict[str, Any], specs: list[Workload]) -> str:
     return "\n".join(lines)
 
 
+MARKERS = ("<!-- benchmark:start -->", "<!-- benchmark:end -->")
+
+
+def publish(report: dict[str, Any], specs: list[Workload], text: str) -> None:
+    """Put the latest full run into the top-level README (headline table) and ``benchmarks/README.md`` (all of it),
+    between the benchmark markers."""
+    info = report["machine"]
+    runs = report["runs"]
+    headline = [
+        f"Command `{report['command']}`, {report['date']}, commit {report['source']['commit']}; "
+        f"{info['cpu_model']}, {info['cores']} cores, {info['implementation']} {info['python']}.",
+        "",
+        "| workload | contender | status req/item | lag p50 / p95 s | CPU s / 1k items | 429s |",
+        "|---|---|---|---|---|---|",
+    ]
+    titles = {spec.key: spec.title for spec in specs}
+    for run in runs:
+        headline.append(
+            f"| {titles[run['workload']]} | {run['contender']} | {_f(run['status_requests_per_item'], 2)} | "
+            f"{_f(run['lag_p50_s'], 2)} / {_f(run['lag_p95_s'], 2)} | {_f(run['client_cpu_s_per_1k_items'], 2)} | "
+            f"{run['rate_limited']} ({run['rate_limited_share']:.1%}) |"
+        )
+    passed = sum(goal["passed"] for goal in report["goals"])
+    headline += ["", f"Goals: {passed} of {len(report['goals'])} pass."]
+    failed = [goal for goal in report["goals"] if not goal["passed"]]
+    headline += [f"- FAIL: {goal['goal']} ({goal['detail']})" for goal in failed]
+    body = text.split("\n", 2)[2].replace("\n## ", "\n### ")  # drop the title; sections one level down
+    for path, content in ((ROOT / "README.md", "\n".join(headline)), (ROOT / "benchmarks" / "README.md", body)):
+        if not path.exists():
+            continue
+        old = path.read_text()
+        start, end = old.find(MARKERS[0]), old.find(MARKERS[1])
+        if start < 0 or end < start:
+            continue
+        path.write_text(old[: start + len(MARKERS[0])] + "\n" + content.strip() + "\n" + old[end:])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes of every workload, a few seconds each")
@@ -472,7 +510,24 @@ def main(argv: list[str] | None = None) -> int:
         choices=("hailuo_async", "baseline 2 s", "baseline 10 s"),
         help="run only this contender (repeatable); the results go to partial.md/json, not latest",
     )
+    parser.add_argument(
+        "--publish",
+        action="store_true",
+        help="run nothing: render results/latest.json again and update the READMEs' benchmark sections",
+    )
     args = parser.parse_args(argv)
+
+    if args.publish:
+        saved: dict[str, Any] = json.loads((RESULTS / "latest.json").read_text())
+        saved_specs = [
+            Workload(w["key"], w["title"], w["items"], w["simulator"], "rate_limit" in w["simulator"])
+            for w in saved["workloads"]
+        ]
+        saved_text = render(saved, saved_specs)
+        (RESULTS / "latest.md").write_text(saved_text)
+        publish(saved, saved_specs, saved_text)
+        print("updated results/latest.md and the benchmark sections of README.md and benchmarks/README.md")
+        return 0
 
     specs = [spec for spec in workloads(args.smoke) if not args.workload or spec.key[0] in args.workload]
     racers = [racer for racer in contenders(args.smoke) if not args.contender or racer.name in args.contender]
@@ -532,6 +587,9 @@ def main(argv: list[str] | None = None) -> int:
     (args.output_dir / f"{stem}.md").write_text(text)
     (args.output_dir / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.output_dir / (stem + '.md')} and {stem}.json")
+    if stem == "latest" and args.only is None and args.output_dir == RESULTS:
+        publish(report, specs, text)
+        print("updated the benchmark sections of README.md and benchmarks/README.md")
     return 0
 
 

@@ -1,14 +1,19 @@
 """The one shared poller: a single loop that checks every outstanding task of a client.
 
-Tasks wait in a heap ordered by their next check (O(log n) per check, whatever the number outstanding); a fixed
-pool of workers performs the checks. Each task is checked as few times as possible: its first check waits until
-tasks like it are typically well under way (learned from the batch: finished tasks, apimart's ``estimated_time``,
-other tasks' progress; a few early "scout" checks bootstrap this), and from then on its next check is aimed just
-after its predicted finish. The prediction uses the rate at which the provider's ``progress`` rises (two readings
-give the line; one reading plus the queueing share learned from finished tasks gives it too), else the provider's
-estimate, else the batch's typical duration; when the finish is still far or uncertain, an intermediate reading
-comes first. A 429 pauses the whole client through the pacer; one task's error never stops the loop; a task past
-its deadline gets :class:`GenerationTimeoutError` and is dropped.
+Data flow: the client hands each submitted task to :meth:`Poller.track`; the loop takes a token from the
+:class:`~hailuo_async._scheduler.RequestPacer` for every due check, a fixed pool of workers sends it through the
+transport, the provider codec parses the answer, and the outcome reaches the task's callbacks.
+
+Tasks wait in two heaps ordered by their next check (O(log n) per check, whatever the number outstanding): checks
+aimed at a predicted finish, served first, and routine ones (first looks, intermediate readings, retries). Each task
+is checked as few times as possible. Its first look comes when only the fastest few percent of tasks like it are
+done (learned from the batch: a few early "probe" tasks, apimart's ``estimated_time``, other tasks' progress,
+finished tasks). From then on its next check is aimed just after its predicted finish: two progress readings give
+the task's line; one reading gives it too once "scout" tasks have measured how long tasks queue before progress
+starts; else the provider's estimate, else the batch's typical duration. When the finish is still uncertain, an
+intermediate reading comes first. The loop wakes on a coarse grid so that checks due together go out together. A
+429 pauses the whole client through the pacer; one task's error never stops the loop; a task past its deadline gets
+:class:`GenerationTimeoutError` and is dropped.
 """
 
 from __future__ import annotations
@@ -209,7 +214,7 @@ class _Model:
         if len(self.durations) >= 50:
             value = _estimate(self.durations, q, least=50)
             return None if value is None else (value, 3)
-        predicted = _estimate(self.predicted, q, least=10)
+        predicted = _estimate(self.predicted, q, least=20)
         if predicted is not None:
             basis = (predicted, 2)
         else:
@@ -240,13 +245,13 @@ class _Model:
 class Poller:
     """Checks the status of every tracked task; resolves each task's callbacks with its outcome."""
 
-    FIRST_QUANTILE = 0.035
+    FIRST_QUANTILE = 0.05
     """A task's first look comes when about this share of tasks like it are done already."""
     FIRST_SPREAD = 0.2
     """First looks of alike tasks are spread over this share of their delay: the early ones teach the rest."""
     LINE_WAITS = 6
     """Half seconds a first look may wait for the scouts' lines (a reading is worth more once they are in)."""
-    DIRECT_LIMIT = 4.0
+    DIRECT_LIMIT = 6.0
     """Largest uncertainty, in ``near_end_interval`` units, at which the next check aims straight at the finish."""
     MARGIN_SHARE = 0.15
     """Share of a prediction's uncertainty by which a check aimed at the finish comes after it."""

@@ -107,7 +107,7 @@ class RequestPacer:
     """Above this rate, slow start stops pacing altogether."""
     WINDOW = 30.0
     """Longest span, in seconds, over which the rate the provider accepts is measured."""
-    MARGIN = 0.95
+    MARGIN = 0.97
     """Share of the measured accepted rate used after a 429."""
     FAST_GROWTH = 0.25
     """Relative increase per second while the rate is far below the measured limit."""
