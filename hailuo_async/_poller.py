@@ -611,10 +611,14 @@ class Poller:
         if p0 is not None and p1 is not None and t1 > t0:
             rate = (p1 - p0) / (t1 - t0)
             total = min(total, t1 + (99.5 - p1) / rate)  # the line knows the finish better than our late look
-        elif entry.checks >= 2 and total - entry.last_seen <= max(2.0, 0.1 * total):
-            total = (total + entry.last_seen) / 2  # finished between two close checks
         else:
-            return  # found finished long after the last look: how long it took is not known
+            # Somewhere between the last look and this one: where a precise prediction put it, else the middle,
+            # which errs early when the looks were far apart (found finished at its first look: anything up to now).
+            prediction = self._predict(entry) if entry.progress0 is not None else None
+            if prediction is not None and prediction[1] < 0.2 * total:
+                total = min(max(prediction[0], entry.last_seen), total)
+            else:
+                total = (total + entry.last_seen) / 2
         self._model.durations.add(total)
 
     # -- one check ----------------------------------------------------------------------------------------
