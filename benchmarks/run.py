@@ -477,10 +477,16 @@ def publish(report: dict[str, Any], specs: list[Workload], text: str) -> None:
             f"{_f(run['lag_p50_s'], 2)} / {_f(run['lag_p95_s'], 2)} | {_f(run['client_cpu_s_per_1k_items'], 2)} | "
             f"{run['rate_limited']} ({run['rate_limited_share']:.1%}) |"
         )
-    passed = sum(goal["passed"] for goal in report["goals"])
-    headline += ["", f"Goals: {passed} of {len(report['goals'])} pass."]
-    failed = [goal for goal in report["goals"] if not goal["passed"]]
-    headline += [f"- FAIL: {goal['goal']} ({goal['detail']})" for goal in failed]
+    issue = [goal for goal in report["goals"] if "stricter reading" not in goal["goal"]]
+    extra = [goal for goal in report["goals"] if "stricter reading" in goal["goal"]]
+    headline += ["", f"The issue's goals: {sum(goal['passed'] for goal in issue)} of {len(issue)} pass."]
+    headline += [f"- FAIL: {goal['goal']} ({goal['detail']})" for goal in issue if not goal["passed"]]
+    if extra:
+        headline.append(
+            f"Our stricter extra reading, client CPU per item at most the 10 s loop's (which sends as few status "
+            f"requests): {sum(goal['passed'] for goal in extra)} of {len(extra)} pass; per request the library "
+            "costs about twice a bare aiohttp loop."
+        )
     body = text.split("\n", 2)[2].replace("\n## ", "\n### ")  # drop the title; sections one level down
     for path, content in ((ROOT / "README.md", "\n".join(headline)), (ROOT / "benchmarks" / "README.md", body)):
         if not path.exists():
