@@ -4,6 +4,8 @@ the learned rate behaves around the provider's limit."""
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import anyio
 import pytest
@@ -38,15 +40,22 @@ async def test_status_checks_go_before_queued_submits() -> None:
     assert all(b - a == pytest.approx(0.1, abs=0.01) for a, b in itertools.pairwise(times)), order
 
 
+def _recorder(pacer: RequestPacer, *, submit: bool) -> tuple[list[str], Callable[[str], Coroutine[Any, Any, None]]]:
+    """A list of the requests served, in order, and the coroutine function that makes one."""
+    served: list[str] = []
+
+    async def request(name: str) -> None:
+        await pacer.acquire(submit=submit)
+        served.append(name)
+
+    return served, request
+
+
 async def test_a_cancelled_waiter_leaves_the_line_and_the_rest_are_served() -> None:
     clock = FakeClock()
     pacer = RequestPacer(clock, fixed_rate=5.0)
     await pacer.acquire()
-    served: list[str] = []
-
-    async def request(name: str) -> None:
-        await pacer.acquire(submit=True)
-        served.append(name)
+    served, request = _recorder(pacer, submit=True)
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(request, "a")
@@ -73,11 +82,7 @@ async def test_cancelling_the_dispatcher_hands_its_role_on() -> None:
     clock = FakeClock()
     pacer = RequestPacer(clock, fixed_rate=2.0)
     await pacer.acquire()
-    served: list[str] = []
-
-    async def request(name: str) -> None:
-        await pacer.acquire()
-        served.append(name)
+    served, request = _recorder(pacer, submit=False)
 
     async with anyio.create_task_group() as tg:
         dispatcher = anyio.CancelScope()
