@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import bisect
 import collections
+import functools
 import heapq
 import itertools
 import logging
@@ -125,11 +126,13 @@ class _Sample:
         self._size = size
         self._sorted: list[float] = []
         self._recent: collections.deque[float] = collections.deque()
+        self.version = 0  # counts additions: what was derived from the sample holds while it is unchanged
 
     def __len__(self) -> int:
         return len(self._sorted)
 
     def add(self, value: float) -> None:
+        self.version += 1
         if len(self._recent) >= self._size:
             old = self._recent.popleft()
             del self._sorted[bisect.bisect_left(self._sorted, old)]
@@ -151,13 +154,19 @@ def _fitted(sample: _Sample, q: float, *, least: int) -> float | None:
     if low is None or mid is None or high is None or low <= 0:
         return sample.quantile(q, least=least)
     sigma = (math.log(high) - math.log(low)) / 1.349
-    return mid * math.exp(statistics.NormalDist().inv_cdf(q) * sigma)
+    return mid * math.exp(_z(q) * sigma)
+
+
+@functools.cache
+def _z(q: float) -> float:
+    """The standard normal's quantile ``q`` (the poller asks for the same few, many times)."""
+    return statistics.NormalDist().inv_cdf(q)
 
 
 def _estimate(sample: _Sample, q: float, *, least: int) -> float | None:
-    """Quantile ``q`` of what ``sample`` is drawn from. A low quantile of a small sample is uncertain, and too
-    late a guess costs lag while too early a one costs a request: the earlier of the sample's own quantile and
-    the fitted one, lowered further while the sample is tiny."""
+    """Quantile ``q`` of what ``sample`` is drawn from: the sample's own for the median and above; below, the
+    fitted log-normal's, lowered further while the sample is tiny (too late a guess costs lag, too early a one
+    a request)."""
     if q >= 0.5:
         return sample.quantile(q, least=least)
     value = _fitted(sample, q, least=least)
@@ -190,6 +199,7 @@ class _Model:
         self._share_noise = 0.0  # sum of the squared measurement errors of the shares
         self._share_count = 0
         self.progress_seen = False  # the provider reports progress between 0 and 100
+        self._first_look: tuple[tuple[float, int, int, int] | None, tuple[float, int] | None] = (None, None)
 
     def add_share(self, share: float, error: float) -> None:
         self.queue_share.add(share)
@@ -210,7 +220,14 @@ class _Model:
     def first_look(self, q: float) -> tuple[float, int] | None:
         """``(quantile q of how long tasks take, how good that evidence is)``: finished tasks once there are
         many (3), else precise predictions of running ones (2), else the provider's estimates (1); a few finished
-        tasks bound it from above either way (the first to finish are the fast ones)."""
+        tasks bound it from above either way (the first to finish are the fast ones). Asked again for every
+        deferred first look, so it is worked out once per change of the samples."""
+        key = (q, self.durations.version, self.predicted.version, self.estimates.version)
+        if self._first_look[0] != key:
+            self._first_look = (key, self._work_out_first_look(q))
+        return self._first_look[1]
+
+    def _work_out_first_look(self, q: float) -> tuple[float, int] | None:
         if len(self.durations) >= 50:
             value = _estimate(self.durations, q, least=50)
             return None if value is None else (value, 3)
@@ -225,21 +242,17 @@ class _Model:
         finished = _estimate(self.durations, q, least=5)
         return basis if finished is None else (min(basis[0], finished), basis[1])
 
-    def typical(self, q: float) -> float | None:
-        """Quantile ``q`` of how long tasks take, from the best evidence available. Early on every sample is
-        thin or biased (the first tasks to finish are the fast ones), so the low quantiles take the earliest of
-        what each sample says, lowered further while samples are small: an early first look costs one request,
-        a late one costs lag."""
+    def typical(self) -> float | None:
+        """The median of how long tasks take, from the best evidence available: finished tasks once there are
+        many, else the latest of what each sample says (the first tasks to finish are the fast ones)."""
         if len(self.durations) >= 50:
-            return _estimate(self.durations, q, least=50)
-        values = []
-        for sample, least in ((self.durations, 5), (self.predicted, 10), (self.estimates, 3)):
-            value = _estimate(sample, q, least=least)
-            if value is not None:
-                values.append(value)
-        if not values:
-            return None
-        return min(values) if q < 0.5 else max(values)
+            return self.durations.quantile(0.5)
+        values = [
+            value
+            for sample, least in ((self.durations, 5), (self.predicted, 10), (self.estimates, 3))
+            if (value := sample.quantile(0.5, least=least)) is not None
+        ]
+        return max(values) if values else None
 
 
 class Poller:
@@ -351,7 +364,9 @@ class Poller:
                 if due is not None:
                     # Wake on a coarse grid: checks due within one tick go out together, so the process wakes
                     # once for them all instead of once each (the cost of a wake-up dwarfs that of a check).
-                    timeout = None if due == math.inf else math.ceil(due / self.TICK) * self.TICK - self._now()
+                    timeout = None
+                    if due != math.inf:
+                        timeout = math.ceil(due / self.TICK) * self.TICK - self.clock.monotonic()
                     await self.clock.wait(self._reset_wake(), timeout)
                     continue
                 await self.pacer.acquire()
@@ -368,9 +383,6 @@ class Poller:
         return self._wake
 
     # -- scheduling ---------------------------------------------------------------------------------------
-
-    def _now(self) -> float:
-        return self.clock.monotonic()
 
     def _schedule(self, entry: _Entry, when: float) -> None:
         entry.version += 1
@@ -394,7 +406,7 @@ class Poller:
     def _settle(self) -> float | None:
         """``None`` when a check is due now; else when the next one will be (``inf``: nothing scheduled).
         First looks that come due are first asked whether the batch says to wait (no token needed for that)."""
-        now = self._now()
+        now = self.clock.monotonic()
         while True:
             urgent, routine = self._top(self._heap), self._top(self._routine)
             if urgent <= now:
@@ -410,7 +422,7 @@ class Poller:
 
     def _pop_due(self) -> _Entry | None:
         """The most urgent due entry, marked in flight; ``None`` if what was due is gone meanwhile."""
-        now = self._now()
+        now = self.clock.monotonic()
         for heap in (self._heap, self._routine):
             if self._top(heap) <= now:
                 _, _, task_id, _ = heapq.heappop(heap)
@@ -537,7 +549,7 @@ class Poller:
             else:
                 candidates.append(eta)
         if not candidates:  # nothing about this task itself: how long its peers take
-            typical = self._model.typical(0.5)
+            typical = self._model.typical()
             if typical is not None:
                 candidates.append((typical, 0.5 * typical))
         return min(candidates, key=lambda c: c[1]) if candidates else None

@@ -131,7 +131,7 @@ class RequestPacer:
         self.min_rate = min_rate
         initial = fixed_rate or self.INITIAL_RATE
         self._bucket: TokenBucket | None = TokenBucket(initial, clock, burst=1.0 if fixed_rate else initial / 4)
-        self._submits = TokenBucket(submit_rate, clock, burst=1.0) if submit_rate else None
+        self._submit_budget = TokenBucket(submit_rate, clock, burst=1.0) if submit_rate else None
         self._paused_until = 0.0
         self._cooldown_until = 0.0
         self._accepted = _Tally()
@@ -152,8 +152,8 @@ class RequestPacer:
 
     async def acquire(self, *, submit: bool = False) -> None:
         """Wait until one more request (a submit if ``submit``) may be sent."""
-        if submit and self._submits is not None:
-            await self._submits.acquire()
+        if submit and self._submit_budget is not None:
+            await self._submit_budget.acquire()
         if not self._dispatching and self._paused_until <= self.clock.monotonic():
             bucket = self._bucket
             if bucket is None or bucket.take() <= 0:
