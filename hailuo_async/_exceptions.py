@@ -16,11 +16,13 @@ the transport ever sees an ``aiohttp`` exception, and no exception here ever hol
     │   ├── ServerError                    5xx, MiniMax 1000/1001/1024/1033
     │   ├── BadRequestError                other 4xx, MiniMax 2013 (the provider refused the request)
     │   │   └── ContentPolicyError         422, MiniMax 1026/1027 (sensitive content)
+    │   ├── IdempotencyInProgressError     409 idempotency_in_progress: the same key is being processed
+    │   │                                  (.retry_after); resending that key is safe
     │   └── UnexpectedRedirectError        a 3xx from the API (never followed: credentials stay home)
     ├── TransportError                     no usable HTTP answer (.maybe_sent)
     │   ├── ConnectError                   the request never left (connect failure, pool timeout)
     │   └── ReadTimeoutError (TimeoutError) the answer did not come in time
-    ├── DecodeError                        an answer we cannot read (.snippet)
+    ├── DecodeError                        an answer we cannot read (.snippet .task_id)
     ├── DownloadError                      a video transfer that failed verification or kept failing
     ├── SubmissionUncertainError           a submit that may have created a task (.request .idempotency_key)
     ├── GenerationFailedError              the provider ran the task and it failed (.task_id .reason .code)
@@ -50,6 +52,7 @@ __all__ = [
     "GenerationFailedError",
     "GenerationTimeoutError",
     "HailuoError",
+    "IdempotencyInProgressError",
     "InsufficientBalanceError",
     "InvalidRequestError",
     "JournalBusyError",
@@ -152,6 +155,25 @@ class ContentPolicyError(BadRequestError):
     """The provider refused the prompt or an image on content grounds."""
 
 
+class IdempotencyInProgressError(APIError):
+    """apimart's 409 ``idempotency_in_progress``: a request with the same ``Idempotency-Key`` is still being
+    processed. The one answer after which resending the same key is known to be safe; ``retry_after`` is the
+    provider's hint in seconds, if any."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str,
+        status_code: int,
+        code: str | int | None = None,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, provider=provider, status_code=status_code, code=code, request_id=request_id)
+        self.retry_after = retry_after
+
+
 class UnexpectedRedirectError(APIError):
     """The API answered with a redirect; it is never followed so credentials cannot leave the API origin."""
 
@@ -179,12 +201,16 @@ class ReadTimeoutError(TransportError, TimeoutError):
 
 
 class DecodeError(HailuoError):
-    """An answer could not be read; ``snippet`` holds its first bytes (credentials removed)."""
+    """An answer could not be read; ``snippet`` holds its first bytes (credentials removed). ``task_id`` names
+    the task whose status answers kept failing to decode, so a paid task can be recovered by id."""
 
-    def __init__(self, message: str, *, provider: str | None = None, snippet: str = "") -> None:
+    def __init__(
+        self, message: str, *, provider: str | None = None, snippet: str = "", task_id: str | None = None
+    ) -> None:
         super().__init__(message + (f" (body starts {snippet!r})" if snippet else ""))
         self.provider = provider
         self.snippet = snippet
+        self.task_id = task_id
 
 
 class DownloadError(HailuoError):

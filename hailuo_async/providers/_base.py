@@ -284,6 +284,21 @@ class Provider(abc.ABC):
         """``(video_url, expires_at)`` from the fetch answer."""
         raise NotImplementedError(f"{self.name} gives the video URL in the status answer")
 
+    # -- looking a submit up by the client's own key (toapis) ----------------------------------------------
+
+    can_look_up_submits: ClassVar[bool] = False
+    """Whether a submit whose answer was lost can be looked up by the key sent with it (toapis
+    ``client_business_id``): found means the task exists, not found means it was never created."""
+
+    def build_lookup(self, key: str) -> HttpRequest:
+        """The request asking which task, if any, the submit sent with ``key`` created."""
+        raise NotImplementedError(f"{self.name} cannot look a submit up by the client's key")
+
+    def parse_lookup(self, response: HttpResponse) -> str | None:
+        """The task id the looked-up submit created, or ``None`` when the provider says no task carries the key
+        (HTTP 404). Any other error answer raises its :class:`APIError`."""
+        raise NotImplementedError(f"{self.name} cannot look a submit up by the client's key")
+
     # -- uploads ------------------------------------------------------------------------------------------
 
     def build_upload(self, filename: str, content_type: str, data: bytes) -> HttpRequest:
