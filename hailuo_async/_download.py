@@ -23,6 +23,7 @@ import hashlib
 import os
 import re
 import secrets
+import shutil
 import stat
 import unicodedata
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -42,10 +43,14 @@ from ._models import Generation
 from ._retry import retry_delay
 from ._transport import Transport
 
-__all__ = ["Downloader", "download_video", "safe_destination", "video_filename"]
+__all__ = ["Downloader", "check_destination", "download_video", "safe_destination", "video_filename"]
 
 DEFAULT_MAX_BYTES = 2 * 1024**3
 """Largest video accepted by default (2 GiB); a Hailuo-02 1080p clip is a few tens of MB."""
+
+TYPICAL_VIDEO_BYTES = 64 * 1024**2
+"""Free space a destination folder must have before a paid generation starts (a 1080p Hailuo-02 clip is a few
+tens of MB; the check is a floor, not a guarantee)."""
 
 MAX_NAME_BYTES = 200
 """Longest file name produced or accepted, in bytes (most file systems allow 255)."""
@@ -155,6 +160,42 @@ def safe_destination(directory: str | os.PathLike[str], filename: str, *, parame
     if parameter is not None:
         raise InvalidRequestError(parameter, filename, f"a plain file name (got {problem})")
     raise DownloadError(f"refusing output file name {filename!r}: {problem}")
+
+
+def check_destination(directory: str | os.PathLike[str], *, parameter: str = "download_to") -> Path:
+    """Check, before anything is paid for, that videos can be saved into ``directory``: it exists or can be
+    created, is a folder, is writable, and has room for a typical video (:data:`TYPICAL_VIDEO_BYTES`).
+
+    Creates the folder when missing and returns it. Raises :class:`InvalidRequestError` naming ``parameter``,
+    the folder and what is wrong. Blocking (file system)."""
+    folder = Path(directory)
+
+    def refuse(problem: str) -> InvalidRequestError:
+        return InvalidRequestError(parameter, os.fspath(folder), f"a writable folder ({problem})")
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise refuse("it exists and is not a folder") from None
+    except NotADirectoryError:
+        raise refuse("a part of its path is a file, not a folder") from None
+    except OSError as exc:
+        raise refuse(f"it cannot be created: {exc.strerror or exc}") from None
+    if not folder.is_dir():
+        raise refuse("it is not a folder")
+    probe = folder / f".hailuo-write-check-{secrets.token_hex(6)}"
+    try:
+        probe.open("xb").close()
+        probe.unlink()
+    except OSError as exc:
+        raise refuse(f"it cannot be written: {exc.strerror or exc}") from None
+    try:
+        free: int | None = shutil.disk_usage(folder).free
+    except OSError:
+        free = None  # unknown: the download itself reports a full disk
+    if free is not None and free < TYPICAL_VIDEO_BYTES:
+        raise refuse(f"only {free // 1024**2} MB free; a video needs about {TYPICAL_VIDEO_BYTES // 1024**2} MB")
+    return folder
 
 
 # -- transfer ------------------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from hailuo_async._exceptions import (
     GenerationFailedError,
     GenerationTimeoutError,
     HailuoError,
+    IdempotencyInProgressError,
     InsufficientBalanceError,
     InvalidRequestError,
     NotSubmittedError,
@@ -73,14 +74,23 @@ def sample_errors() -> list[HailuoError]:
     limited = RateLimitError(
         "slow down", provider="minimax", status_code=200, code=1002, request_id="trace-1", retry_after=12.5
     )
+    in_progress = IdempotencyInProgressError(
+        "a request with this key is in progress",
+        provider="apimart",
+        status_code=409,
+        code="idempotency_in_progress",
+        request_id="req-2",
+        retry_after=1.0,
+    )
     return [
         *api_errors,
         limited,
+        in_progress,
         InvalidRequestError("duration", 7, "5 or 10 seconds", provider="apimart"),
         TransportError("connection reset", maybe_sent=True),
         ConnectError("connection refused"),
         ReadTimeoutError("no answer in 30s"),
-        DecodeError("unreadable", provider="apimart", snippet="<html>"),
+        DecodeError("unreadable", provider="apimart", snippet="<html>", task_id="task_7"),
         DownloadError("checksum mismatch", generation=GENERATION),
         SubmissionUncertainError("reset after send", request=REQUEST, provider="apimart", idempotency_key="idem-1"),
         failed,
