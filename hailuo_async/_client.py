@@ -8,17 +8,19 @@ saves videos as they complete.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import math
 import os
 import uuid
-from collections.abc import AsyncGenerator, Callable, Iterable
+from collections.abc import AsyncGenerator, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import anyio
 import anyio.abc
+import anyio.to_thread
 import msgspec
 
 from ._config import (
@@ -34,11 +36,10 @@ from ._config import (
     Unset,
     resolve_api_key,
 )
-from ._download import Downloader
+from ._download import Downloader, check_destination
 from ._exceptions import (
     AuthenticationError,
     BatchError,
-    DecodeError,
     DownloadError,
     GenerationFailedError,
     GenerationTimeoutError,
@@ -46,19 +47,17 @@ from ._exceptions import (
     InsufficientBalanceError,
     InvalidRequestError,
     NotSubmittedError,
-    RateLimitError,
-    ReadTimeoutError,
-    ServerError,
     SubmissionUncertainError,
-    TransportError,
 )
 from ._http import redact
 from ._images import FrameResolver
 from ._journal import Journal, JournalItem, item_key
 from ._models import ClientStatistics, EventKind, Generation, GenerationRequest, ItemEvent, Task, TaskState, TaskStatus
+from ._paced import PacedSender
 from ._poller import Outcome, Poller
-from ._retry import Retrier, submit_may_retry
+from ._retry import Retrier
 from ._scheduler import RequestPacer
+from ._submit import Submitter
 from ._transport import AiohttpTransport, Transport, check_base_url
 from .providers import Provider, get_provider
 
@@ -82,11 +81,37 @@ class _State(enum.Enum):
 
 
 class _Counters:
-    __slots__ = ("completed", "downloads", "failed", "requests", "retries", "submitted", "submitting", "uncertain")
+    __slots__ = ("completed", "downloads", "failed", "retries")
 
     def __init__(self) -> None:
-        self.submitting = self.submitted = self.completed = self.failed = 0
-        self.uncertain = self.requests = self.retries = self.downloads = 0
+        self.completed = self.failed = self.retries = self.downloads = 0
+
+
+class _Closing:
+    """The client's work that must stop when it closes (batches, single submits), and a way to wait for it.
+
+    :meth:`aclose` cancels every guarded scope, so an item still waiting for a token or a submit slot is dropped
+    at once, then waits until each has unwound (a POST already on the wire finishes and is recorded)."""
+
+    def __init__(self) -> None:
+        self._open: dict[anyio.CancelScope, anyio.Event] = {}
+
+    @contextlib.contextmanager
+    def guard(self) -> Iterator[anyio.CancelScope]:
+        scope = anyio.CancelScope()
+        unwound = self._open[scope] = anyio.Event()
+        try:
+            with scope:
+                yield scope
+        finally:
+            del self._open[scope]
+            unwound.set()
+
+    async def close(self) -> None:
+        for scope in list(self._open):
+            scope.cancel()
+        for unwound in list(self._open.values()):
+            await unwound.wait()
 
 
 class _Batch:
@@ -112,12 +137,14 @@ class _Batch:
         self.open = True
         self.task_ids: set[str] = set()
         self.occurrences: dict[str, int] = {}
+        self.unfinished: dict[int, Task | None] = {}  # items handed to a submit, with their task once accepted
 
     def stopped_by(self) -> HailuoError | None:
         """The fatal error that stopped submitting, if any (may change across awaits)."""
         return self.fatal
 
     def finish(self, index: int, outcome: Outcome) -> None:
+        self.unfinished.pop(index, None)
         self.sink(index, outcome)
         self.pending -= 1
         if self.produced_all and self.pending == 0:
@@ -226,11 +253,18 @@ class HailuoClient:
             fixed_rate=requests_per_second,
             submit_rate=None if submits_per_minute is None else submits_per_minute / 60.0,
         )
-        self._poller: Poller | None = None
-        idempotent = self.provider.honours_idempotency_key
-        self._submit_retrier = Retrier(
-            retry, should_retry=lambda exc: submit_may_retry(exc, idempotent=idempotent), on_retry=self._count_retry
+        self._sender = PacedSender(self.transport, self._pacer, rate_limit_default=retry.rate_limit_default)
+        self._submitter = Submitter(
+            self.provider,
+            self._sender,
+            retry=retry,
+            timeouts=timeouts,
+            clock=self.clock,
+            note=self._note,
+            on_retry=self._count_retry,
         )
+        self._closing = _Closing()
+        self._poller: Poller | None = None
         self._retrier = Retrier(retry, on_retry=self._count_retry)
         self._frames: FrameResolver | None = None
         self._downloader: Downloader | None = None
@@ -257,15 +291,9 @@ class HailuoClient:
             if self.journal_path is not None:
                 self._journal = await Journal.open(self.journal_path)
             self._poller = Poller(
-                provider=self.provider,
-                transport=self.transport,
-                pacer=self._pacer,
-                policy=self.poll,
-                retry=self.retry,
-                clock=self.clock,
-                on_request=self._count_request,
+                provider=self.provider, sender=self._sender, policy=self.poll, retry=self.retry, clock=self.clock
             )
-            self._frames = FrameResolver(self.provider, self._send_counted, self.retry)
+            self._frames = FrameResolver(self.provider, self._sender.send, self.retry)
             self._downloader = Downloader(
                 self.transport,
                 retry=self.retry,
@@ -292,6 +320,8 @@ class HailuoClient:
         self._state = _State.CLOSED
         tg, self._tg = self._tg, None
         try:
+            with anyio.CancelScope(shield=True):
+                await self._closing.close()  # queued submits dropped; POSTs on the wire answered and recorded
             if tg is not None:
                 tg.cancel_scope.cancel()
                 await tg.__aexit__(None, None, None)
@@ -323,15 +353,16 @@ class HailuoClient:
         """A frozen snapshot of the client's counters."""
         c = self._counters
         poller = self._poller
+        submitter = self._submitter
         return ClientStatistics(
-            submitting=c.submitting,
-            submitted=c.submitted,
+            submitting=submitter.submitting,
+            submitted=submitter.submitted,
             polling=len(poller) if poller is not None else 0,
             completed=c.completed,
             failed=c.failed,
-            uncertain=c.uncertain,
-            requests=c.requests,
-            status_requests=poller.status_requests if poller is not None else 0,
+            uncertain=submitter.uncertain,
+            requests=self._sender.requests,
+            status_requests=self._sender.by_route["status"],
             retries=c.retries + (poller.errors if poller is not None else 0),
             rate_limited=self._pacer.rate_limited,
             uploads=self._frames.uploads if self._frames is not None else 0,
@@ -339,20 +370,9 @@ class HailuoClient:
             rate_limit=self._pacer.current_rate,
         )
 
-    def _count_request(self, route: str) -> None:
-        self._counters.requests += 1
-
     def _count_retry(self, exc: Exception, wait: float) -> None:
         self._counters.retries += 1
         logger.info("hailuo_async: retrying in %.2fs after %s", wait, type(exc).__name__)
-
-    async def _send_counted(self, request: Any) -> Any:
-        await self._pacer.acquire()
-        self._count_request(request.route)
-        response = await self.transport.send(request)
-        if response.status != 429:
-            self._pacer.on_success()
-        return response
 
     # -- events -------------------------------------------------------------------------------------------
 
@@ -391,7 +411,9 @@ class HailuoClient:
         self._require_open()
         generation_request = _to_request(request if request is not None else options.pop("prompt", None), options)
         self.provider.validate(generation_request)
-        return await self._submit(generation_request, idempotency_key=uuid.uuid4().hex, batch=None)
+        with self._closing.guard():
+            return await self._submit(generation_request, idempotency_key=uuid.uuid4().hex, batch=None)
+        raise NotSubmittedError("not submitted: the client was closed before the request was sent")
 
     async def wait(self, task: Task, *, timeout: float | Unset | None = UNSET) -> Generation:
         """Wait for ``task`` to finish; raises :class:`GenerationFailedError` or :class:`GenerationTimeoutError`.
@@ -425,8 +447,7 @@ class HailuoClient:
         request = self.provider.build_status(task_id)
 
         async def call() -> TaskStatus:
-            response = await self._send_counted(request)
-            status = self.provider.parse_status(response)
+            status = await self._sender.call(request, self.provider.parse_status)
             if status.state is TaskState.COMPLETED and status.video_url is None and status.file_id:
                 url, expires = await poller.fetch_url(status.file_id)
                 status = msgspec.structs.replace(status, video_url=url, expires_at=expires)
@@ -443,7 +464,10 @@ class HailuoClient:
         download_to: str | os.PathLike[str] | None = None,
         **options: Any,
     ) -> Generation:
-        """Submit one generation and wait for the video (saved into ``download_to`` if given)."""
+        """Submit one generation and wait for the video (saved into ``download_to`` if given; the folder is
+        checked before anything is sent)."""
+        if download_to is not None:
+            await anyio.to_thread.run_sync(check_destination, download_to)
         task = await self.submit(request, **options)
         generation = await self.wait(task, timeout=timeout)
         if download_to is not None:
@@ -485,89 +509,21 @@ class HailuoClient:
         idempotency_key: str,
         batch: _Batch | None,
         journal_item: JournalItem | None = None,
+        look_up_first: bool = False,
     ) -> Task:
-        """Resolve local frames, record the intent, submit with the money-safety rules, record the task id."""
+        """Resolve local frames, then submit with the money-safety rules (:mod:`._submit`)."""
         assert self._frames is not None
-        original = request
-        request = await self._frames.resolve(request)
+        resolved = await self._frames.resolve(request)
         if batch is not None and batch.fatal is not None:
             raise NotSubmittedError("the batch stopped before this item was sent") from batch.fatal
-        http = self.provider.build_submit(request, idempotency_key=idempotency_key)
-        idempotent = self.provider.honours_idempotency_key
-        maybe_sent: list[bool] = [False]
-        intent_recorded: list[bool] = []
-
-        async def attempt() -> tuple[str, float]:
-            await self._pacer.acquire(submit=True)
-            self._count_request("submit")
-            # Once the POST may be on its way, a cancellation (Ctrl-C, a cancelled batch) waits for the answer
-            # and records the task id instead of abandoning a task that may already be paid for. The wait is
-            # bounded by the request timeouts.
-            with anyio.CancelScope(shield=True) as shield:
-                shield.deadline = anyio.current_time() + self.timeouts.connect + self.timeouts.read + 1.0
-                if not intent_recorded:
-                    # Committed before the POST leaves, and after every wait that precedes it: an item is marked
-                    # "may have been sent" only when it really may have been.
-                    await self._note(journal_item, state="intent")
-                    intent_recorded.append(True)
-                try:
-                    response = await self.transport.send(http)
-                except TransportError as exc:
-                    maybe_sent[0] = maybe_sent[0] or exc.maybe_sent
-                    raise
-                if response.status != 429:
-                    self._pacer.on_success()
-                try:
-                    task_id = self.provider.parse_submit(response)
-                except RateLimitError as exc:
-                    self._pacer.on_rate_limited(exc.retry_after, self.retry.rate_limit_default)
-                    raise
-                except (ServerError, DecodeError):
-                    maybe_sent[0] = True  # a 5xx or an unreadable 2xx: the task may well exist
-                    raise
-                submitted_at = self.clock.time()
-                await self._note(journal_item, state="submitted", task_id=task_id, submitted_at=submitted_at)
-                return task_id, submitted_at
-            maybe_sent[0] = True  # the shield's own deadline passed while the POST was in flight
-            raise ReadTimeoutError("submit: no answer before the deadline")
-
-        self._counters.submitting += 1
         try:
-            try:
-                task_id, submitted_at = await self._submit_retrier(attempt)
-            except HailuoError as exc:
-                uncertain = maybe_sent[0]
-                if isinstance(exc, _FATAL) and batch is not None and batch.fatal is None:
-                    batch.fatal = exc
-                if uncertain:
-                    self._counters.uncertain += 1
-                    error = SubmissionUncertainError(
-                        f"{self.provider.name}: the submit may have created a task ({type(exc).__name__}: {exc}); "
-                        "not resent automatically",
-                        request=original,
-                        provider=self.provider.name,
-                        idempotency_key=idempotency_key,
-                    )
-                    await self._note(
-                        journal_item, state="uncertain", error_type=type(error).__name__, error_message=str(error)
-                    )
-                    raise error from exc
-                await self._note(
-                    journal_item, state="not_created", error_type=type(exc).__name__, error_message=str(exc)
-                )
-                raise
-            task = Task(
-                provider=self.provider.name,
-                task_id=task_id,
-                request=original,
-                submitted_at=submitted_at,
-                idempotency_key=idempotency_key if idempotent else None,
+            return await self._submitter.submit(
+                request, resolved, key=idempotency_key, journal_item=journal_item, look_up_first=look_up_first
             )
-            self._counters.submitted += 1
-            logger.debug("hailuo_async: %s accepted task %s", self.provider.name, task_id)
-            return task
-        finally:
-            self._counters.submitting -= 1
+        except _FATAL as exc:
+            if batch is not None and batch.fatal is None:
+                batch.fatal = exc
+            raise
 
     async def _note(self, item: JournalItem | None, **changes: Any) -> None:
         """Record ``item`` with ``changes`` in the journal, if there is one; a cancellation waits for the write."""
@@ -664,21 +620,40 @@ class HailuoClient:
         slots = self._submit_slots
         assert slots is not None
         deadline = self.poll.deadline if isinstance(timeout, Unset) else timeout
-        directory = None if download_to is None else Path(download_to)
-        if directory is not None:
-            directory.mkdir(parents=True, exist_ok=True)
+        directory = None
+        if download_to is not None:
+            directory = await anyio.to_thread.run_sync(check_destination, download_to)
         batch: _Batch | None = None
         try:
-            async with anyio.create_task_group() as tg:
-                batch = _Batch(sink, tg, on_event, directory, deadline)
-                try:
-                    await self._produce(batch, items, slots)
-                finally:
-                    batch.open = False  # from here on, late results and late submits are not taken in
+            with self._closing.guard() as closing:
+                async with anyio.create_task_group() as tg:
+                    batch = _Batch(sink, tg, on_event, directory, deadline)
+                    try:
+                        await self._produce(batch, items, slots)
+                    finally:
+                        batch.open = False  # from here on, late results and late submits are not taken in
         finally:
             if batch is not None:
                 for task_id in batch.task_ids:
                     poller.untrack(task_id)
+        if closing.cancelled_caught and batch is not None:
+            self._abandon(batch)
+
+    def _abandon(self, batch: _Batch) -> None:
+        """The client closed during the batch: every item without an outcome gets one. Items that never left are
+        :class:`NotSubmittedError`; submitted ones :class:`GenerationTimeoutError` (the task keeps running and
+        can be waited on again by its id)."""
+        closed = HailuoError("the client was closed during the batch")
+        now = self.clock.time()
+        for index, task in sorted(batch.unfinished.items()):
+            if task is None:
+                outcome: HailuoError = _not_submitted(closed)
+            else:
+                outcome = GenerationTimeoutError(
+                    provider=task.provider, task_id=task.task_id, waited=now - task.submitted_at
+                )
+                outcome.__cause__ = closed
+            self._finish(batch, index, outcome)
 
     def _finish(self, batch: _Batch, index: int, outcome: Outcome) -> None:
         self._count_outcome(outcome)
@@ -705,6 +680,7 @@ class HailuoClient:
                 slots.release()
                 self._finish(batch, index, _not_submitted(fatal))
                 continue
+            batch.unfinished[index] = None
             batch.tg.start_soon(self._run_item, batch, index, request)
         batch.produced_all = True
         if batch.pending == 0:
@@ -725,6 +701,7 @@ class HailuoClient:
             batch.tg.start_soon(self._settle, batch, index, recorded, None)
             return
         assert task is not None
+        batch.unfinished[index] = task
         if not batch.open:  # the batch was cancelled while this submit was finishing
             logger.warning("hailuo_async: task %s was accepted as its batch stopped; not polled", task.task_id)
             return
@@ -761,6 +738,7 @@ class HailuoClient:
             idempotency_key=recorded.idempotency_key if recorded is not None else uuid.uuid4().hex,
             state="intent",
         )
+        look_up_first = False
         if recorded is not None:
             outcome = self._recorded_outcome(recorded)
             if outcome is not None:
@@ -775,9 +753,9 @@ class HailuoClient:
                 )
                 self._emit(batch.on_event, ItemEvent(index=index, kind="submitted", task_id=task.task_id))
                 return task, None
-            if recorded.state in ("intent", "uncertain") and not (
-                self.provider.honours_idempotency_key or self.resubmit_uncertain
-            ):
+            maybe_sent = recorded.state in ("intent", "uncertain")
+            look_up_first = maybe_sent and self.provider.can_look_up_submits
+            if maybe_sent and not (look_up_first or self.provider.honours_idempotency_key or self.resubmit_uncertain):
                 raise SubmissionUncertainError(
                     f"{self.provider.name}: an earlier run may have created this task (its submit got no answer); "
                     "pass resubmit_uncertain=True to submit it again",
@@ -786,7 +764,9 @@ class HailuoClient:
                     idempotency_key=recorded.idempotency_key,
                 )
             base = msgspec.structs.replace(base, path=recorded.path)
-        task = await self._submit(request, idempotency_key=base.idempotency_key, batch=batch, journal_item=base)
+        task = await self._submit(
+            request, idempotency_key=base.idempotency_key, batch=batch, journal_item=base, look_up_first=look_up_first
+        )
         self._emit(batch.on_event, ItemEvent(index=index, kind="submitted", task_id=task.task_id))
         return task, None
 

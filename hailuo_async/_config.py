@@ -130,11 +130,14 @@ class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
     """Cap on one backoff step."""
     rate_limit_default: float = 5.0
     """Pause after a 429 that carries no ``Retry-After``."""
+    lookup_delay: float = 5.0
+    """Wait after a submit whose answer was lost before asking the provider whether it created the task (toapis
+    looks a submit up by the client's own key), so that a POST still being processed has created it by then."""
 
     def __post_init__(self) -> None:
         if isinstance(self.max_attempts, bool) or self.max_attempts < 1:
             raise InvalidRequestError("RetryPolicy.max_attempts", self.max_attempts, "an integer >= 1")
-        for name in ("base_delay", "max_delay", "rate_limit_default"):
+        for name in ("base_delay", "max_delay", "rate_limit_default", "lookup_delay"):
             _positive("RetryPolicy", name, getattr(self, name))
 
 

@@ -34,16 +34,16 @@ import anyio.abc
 
 from ._config import Clock, PollPolicy, RetryPolicy
 from ._exceptions import (
+    DecodeError,
     GenerationFailedError,
     GenerationTimeoutError,
     HailuoError,
     RateLimitError,
 )
-from ._http import HttpRequest, HttpResponse, redact
+from ._http import HttpRequest, redact
 from ._models import Generation, Task, TaskState, TaskStatus
+from ._paced import PacedSender
 from ._retry import Retrier, is_retryable, retry_delay
-from ._scheduler import RequestPacer
-from ._transport import Transport
 from .providers import Provider, map_status_word
 
 __all__ = ["Outcome", "Poller"]
@@ -82,6 +82,7 @@ class _Entry:
         "task",
         "time0",
         "time1",
+        "undecodable",
         "unplanned",
         "urgent",
         "version",
@@ -97,6 +98,7 @@ class _Entry:
         self.cleared = False  # its first look was found due (no more deferring)
         self.urgent = False  # its next check is aimed at a predicted finish
         self.errors = 0
+        self.undecodable = 0  # status answers in a row that could not be decoded
         self.deferrals = 0
         self.line_waits = 0
         self.first_look = math.inf  # seconds from submit to its planned first check
@@ -276,25 +278,24 @@ class Poller:
     """Seconds of uncertainty every prediction carries: request latency, the moment of the submit."""
     SHARE_FLOOR = 0.003
     """Least spread assumed between tasks' queueing shares, however alike the measured ones are."""
+    UNDECODABLE_LIMIT = 5
+    """Status answers in a row that cannot be decoded after which a task fails with :class:`DecodeError` (its id
+    attached, so the paid task can be recovered) instead of being polled until its deadline."""
 
     def __init__(
         self,
         *,
         provider: Provider,
-        transport: Transport,
-        pacer: RequestPacer,
+        sender: PacedSender,
         policy: PollPolicy,
         retry: RetryPolicy,
         clock: Clock,
-        on_request: Callable[[str], None] | None = None,
     ) -> None:
         self.provider = provider
-        self.transport = transport
-        self.pacer = pacer
+        self.sender = sender
         self.policy = policy
         self.retry = retry
         self.clock = clock
-        self.on_request = on_request or (lambda route: None)
         self._entries: dict[str, _Entry] = {}
         self._heap: list[tuple[float, int, str, int]] = []  # urgent checks: aimed at a predicted finish
         self._routine: list[tuple[float, int, str, int]] = []  # first looks, intermediate readings, retries
@@ -304,13 +305,17 @@ class Poller:
         self._retrier = Retrier(retry)
         self._unknown_words: set[str] = set()
         self._unplanned: list[_Entry] = []
-        self.status_requests = 0
         self.errors = 0
 
     # -- public -------------------------------------------------------------------------------------------
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    @property
+    def status_requests(self) -> int:
+        """Status checks sent so far."""
+        return self.sender.by_route["status"]
 
     def track(
         self,
@@ -369,7 +374,7 @@ class Poller:
                         timeout = math.ceil(due / self.TICK) * self.TICK - self.clock.monotonic()
                     await self.clock.wait(self._reset_wake(), timeout)
                     continue
-                await self.pacer.acquire()
+                await self.sender.acquire()
                 entry = self._pop_due()
                 if entry is not None:
                     await send.send(entry)  # waits for a free worker: backpressure, not a pile of tasks
@@ -652,15 +657,16 @@ class Poller:
         if request is None:
             request = entry.request = self.provider.build_status(task.task_id)
         try:
-            self.status_requests += 1
-            self.on_request("status")
-            response = await self.transport.send(request)
-            if response.status != 429:
-                self.pacer.on_success()
-            status = self.provider.parse_status(response)
+            status = await self.sender.call(request, self.provider.parse_status, paced=True)
         except RateLimitError as exc:
-            self.pacer.on_rate_limited(exc.retry_after, self.retry.rate_limit_default)
             self._after_failure(entry, exc, floor=exc.retry_after or self.retry.rate_limit_default)
+            return
+        except DecodeError as exc:
+            entry.undecodable += 1
+            if entry.undecodable >= self.UNDECODABLE_LIMIT:
+                self._resolve(entry, self._undecodable(entry, exc))
+            else:
+                self._after_failure(entry, exc)
             return
         except HailuoError as exc:
             if is_retryable(exc):
@@ -668,7 +674,7 @@ class Poller:
                 return
             self._resolve(entry, exc)  # the provider refuses to tell (401, 404, ...): give up on this one
             return
-        entry.errors = 0
+        entry.errors = entry.undecodable = 0
         entry.checks += 1
         now = self.clock.monotonic()
         self._note_status(entry, status)
@@ -722,22 +728,26 @@ class Poller:
                 expires_at=expires,
                 submitted_at=task.submitted_at,
                 completed_at=self.clock.time(),
+                **status.provider_facts(),
             ),
         )
 
     async def fetch_url(self, file_id: str) -> tuple[str, float | None]:
         """Turn a finished task's file id into its video URL (MiniMax files/retrieve), with retries."""
         request = self.provider.build_fetch(file_id)
+        return await self._retrier(lambda: self.sender.call(request, self.provider.parse_fetch))
 
-        async def call() -> tuple[str, float | None]:
-            await self.pacer.acquire()
-            self.on_request("retrieve")
-            response: HttpResponse = await self.transport.send(request)
-            if response.status != 429:
-                self.pacer.on_success()
-            return self.provider.parse_fetch(response)
-
-        return await self._retrier(call)
+    def _undecodable(self, entry: _Entry, last: DecodeError) -> DecodeError:
+        task_id = entry.task.task_id
+        error = DecodeError(
+            f"{self.provider.name}: {entry.undecodable} status answers in a row for task {task_id} could not be "
+            f"read; the task may still finish: look it up by its id",
+            provider=self.provider.name,
+            snippet=last.snippet,
+            task_id=task_id,
+        )
+        error.__cause__ = last
+        return error
 
     def _after_failure(self, entry: _Entry, exc: HailuoError, *, floor: float = 0.0) -> None:
         self.errors += 1

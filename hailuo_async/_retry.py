@@ -20,6 +20,7 @@ from ._exceptions import (
     ConnectError,
     DecodeError,
     HailuoError,
+    IdempotencyInProgressError,
     RateLimitError,
     ServerError,
     TransportError,
@@ -42,9 +43,11 @@ def is_retryable(exc: BaseException) -> bool:
 def submit_may_retry(exc: BaseException, *, idempotent: bool) -> bool:
     """Whether a failed submit may be sent again without risking a second paid task.
 
-    Safe: the request never left (connect failure, pool timeout), or the provider rejected it unprocessed
-    (429 / MiniMax 1002). With an idempotency key the provider honours, any transient failure is safe too."""
-    if isinstance(exc, (ConnectError, RateLimitError)):
+    Safe: the request never left (connect failure, pool timeout), the provider rejected it unprocessed
+    (429 / MiniMax 1002), or it said a request under the same idempotency key is still in progress (resending
+    that key is how to learn its outcome). With an idempotency key the provider honours, any transient failure is
+    safe too."""
+    if isinstance(exc, (ConnectError, RateLimitError, IdempotencyInProgressError)):
         return True
     if idempotent:
         return isinstance(exc, (TransportError, ServerError, DecodeError))
@@ -67,6 +70,8 @@ def _waits(policy: RetryPolicy) -> Generator[float, BaseException | None, None]:
         hint = None
         if isinstance(exc, RateLimitError):
             hint = exc.retry_after if exc.retry_after is not None else policy.rate_limit_default
+        elif isinstance(exc, IdempotencyInProgressError):
+            hint = exc.retry_after
         exc = yield retry_delay(attempt, policy, hint)
         attempt += 1
 

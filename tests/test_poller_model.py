@@ -11,6 +11,7 @@ import pytest
 
 from hailuo_async import FakeClock, GenerationRequest, HttpRequest, HttpResponse, MockTransport, PollPolicy, Task
 from hailuo_async._config import RetryPolicy
+from hailuo_async._paced import PacedSender
 from hailuo_async._poller import Poller, _estimate, _Model, _Sample
 from hailuo_async._scheduler import RequestPacer, _Tally
 from hailuo_async.providers import get_provider
@@ -23,8 +24,7 @@ def _never(request: HttpRequest) -> HttpResponse:
 def _poller(clock: FakeClock) -> Poller:
     return Poller(
         provider=get_provider("apimart"),
-        transport=MockTransport(_never),
-        pacer=RequestPacer(clock),
+        sender=PacedSender(MockTransport(_never), RequestPacer(clock), rate_limit_default=1.0),
         policy=PollPolicy(jitter=0.0),
         retry=RetryPolicy(),
         clock=clock,
