@@ -55,6 +55,7 @@ from ._journal import Journal, JournalItem, item_key
 from ._models import ClientStatistics, EventKind, Generation, GenerationRequest, ItemEvent, Task, TaskState, TaskStatus
 from ._paced import PacedSender
 from ._poller import Outcome, Poller
+from ._record import RecordingTransport
 from ._retry import Retrier
 from ._scheduler import RequestPacer
 from ._submit import Submitter
@@ -184,6 +185,8 @@ class HailuoClient:
             idempotency key either way).
         download_concurrency, max_download_bytes: bounds for saving videos.
         transport: replace the network (e.g. :class:`MockTransport`); clock: replace time (e.g. :class:`FakeClock`).
+        record_to: a folder; every API request and answer is also written there as one JSON file each (key,
+            credentials, cookies and URL signatures masked), ready to become a test fixture.
     """
 
     def __init__(
@@ -205,6 +208,7 @@ class HailuoClient:
         allow_insecure_http: bool = False,
         transport: Transport | None = None,
         clock: Clock | None = None,
+        record_to: str | os.PathLike[str] | None = None,
     ) -> None:
         self.provider = provider if isinstance(provider, Provider) else get_provider(provider)
         if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1:
@@ -224,13 +228,18 @@ class HailuoClient:
         )
         self._transport = transport
         if transport is None:
-            key = resolve_api_key(self.provider.env_var, api_key)
+            api_key = resolve_api_key(self.provider.env_var, api_key)
             self._transport = AiohttpTransport(
                 self.base_url,
-                key,
+                api_key,
                 timeouts=timeouts,
                 max_connections=max(max_concurrency, poll.status_concurrency) + download_concurrency,
                 allow_insecure_http=allow_insecure_http,
+            )
+        if record_to is not None:
+            secrets = (api_key,) if api_key else ()
+            self._transport = RecordingTransport(
+                self.transport, record_to, provider=self.provider.name, secrets=secrets
             )
         self.max_concurrency = max_concurrency
         self.requests_per_second = requests_per_second

@@ -17,7 +17,7 @@ import msgspec
 
 __all__ = ["HttpRequest", "HttpResponse", "Route", "parse_retry_after", "redact"]
 
-Route = Literal["submit", "status", "retrieve", "upload", "download"]
+Route = Literal["submit", "status", "lookup", "retrieve", "upload", "download"]
 
 
 class HttpRequest(msgspec.Struct, frozen=True, kw_only=True):
