@@ -1,9 +1,10 @@
-"""HailuoClient: the engine that turns requests into finished videos, many at once.
+"""HailuoClient: the facade that turns requests into finished videos, one or many at once.
 
-It owns the lifecycle (transport sessions, the shared poller's task), bounds concurrent submits, paces every
-request through one pacer, submits with the money-safety rules of :mod:`._retry`, hands each accepted task to
-the one shared :class:`~._poller.Poller`, and, for batches, records everything in the optional journal and
-saves videos as they complete.
+It owns the lifecycle (transport sessions, the shared poller's task, the journal) and wires the parts of the data
+flow together, each in its own module: local frames (:mod:`._images`) -> the money-safe submit (:mod:`._submit`)
+-> the one paced call path every request takes (:mod:`._paced`) -> the shared poller (:mod:`._poller`) -> saving
+videos (:mod:`._download`); batches and journal resume live in :mod:`._batch`. Its statistics are gathered from
+those parts' own counters.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import anyio.abc
 import anyio.to_thread
 import msgspec
 
+from ._batch import BatchRunner, EventCallback, ItemInput, JournalBook, to_request
 from ._config import (
     DEFAULT_POLL,
     DEFAULT_RETRY,
@@ -37,22 +39,10 @@ from ._config import (
     resolve_api_key,
 )
 from ._download import Downloader, check_destination
-from ._exceptions import (
-    AuthenticationError,
-    BatchError,
-    DownloadError,
-    GenerationFailedError,
-    GenerationTimeoutError,
-    HailuoError,
-    InsufficientBalanceError,
-    InvalidRequestError,
-    NotSubmittedError,
-    SubmissionUncertainError,
-)
-from ._http import redact
+from ._exceptions import BatchError, DownloadError, HailuoError, InvalidRequestError, NotSubmittedError
 from ._images import FrameResolver
-from ._journal import Journal, JournalItem, item_key
-from ._models import ClientStatistics, EventKind, Generation, GenerationRequest, ItemEvent, Task, TaskState, TaskStatus
+from ._journal import Journal, JournalItem
+from ._models import ClientStatistics, Generation, GenerationRequest, Task, TaskState, TaskStatus
 from ._paced import PacedSender
 from ._poller import Outcome, Poller
 from ._record import RecordingTransport
@@ -66,13 +56,29 @@ __all__ = ["HailuoClient", "ItemInput", "gather_generations", "generate"]
 
 logger = logging.getLogger("hailuo_async")
 
-ItemInput = str | GenerationRequest
-"""What a batch accepts per item: a prompt or a full request."""
 
-EventCallback = Callable[[ItemEvent], object]
-
-_FATAL = (AuthenticationError, InsufficientBalanceError)
-"""Submit errors that stop a batch: nothing more can succeed with this key."""
+CLIENT_OPTIONS = frozenset(
+    {
+        "api_key",
+        "base_url",
+        "max_concurrency",
+        "requests_per_second",
+        "submits_per_minute",
+        "timeouts",
+        "poll",
+        "retry",
+        "journal",
+        "resubmit_uncertain",
+        "download_concurrency",
+        "max_download_bytes",
+        "allow_insecure_http",
+        "transport",
+        "clock",
+        "record_to",
+    }
+)
+"""The keyword arguments of :class:`HailuoClient` that :func:`generate` passes to the client (the rest are
+request fields)."""
 
 
 class _State(enum.Enum):
@@ -98,12 +104,12 @@ class _Closing:
         self._open: dict[anyio.CancelScope, anyio.Event] = {}
 
     @contextlib.contextmanager
-    def guard(self) -> Iterator[anyio.CancelScope]:
+    def watch(self) -> Iterator[anyio.CancelScope]:
+        """A cancel scope for the caller to enter around its work; closing the client cancels it."""
         scope = anyio.CancelScope()
         unwound = self._open[scope] = anyio.Event()
         try:
-            with scope:
-                yield scope
+            yield scope
         finally:
             del self._open[scope]
             unwound.set()
@@ -113,51 +119,6 @@ class _Closing:
             scope.cancel()
         for unwound in list(self._open.values()):
             await unwound.wait()
-
-
-class _Batch:
-    """Bookkeeping of one gather/as_completed run."""
-
-    def __init__(
-        self,
-        sink: Callable[[int, Outcome], None],
-        tg: anyio.abc.TaskGroup,
-        on_event: EventCallback | None,
-        download_to: Path | None,
-        deadline: float | None,
-    ) -> None:
-        self.sink = sink
-        self.tg = tg
-        self.on_event = on_event
-        self.download_to = download_to
-        self.deadline = deadline
-        self.fatal: HailuoError | None = None
-        self.pending = 0
-        self.produced_all = False
-        self.done = anyio.Event()
-        self.open = True
-        self.task_ids: set[str] = set()
-        self.occurrences: dict[str, int] = {}
-        self.unfinished: dict[int, Task | None] = {}  # items handed to a submit, with their task once accepted
-
-    def stopped_by(self) -> HailuoError | None:
-        """The fatal error that stopped submitting, if any (may change across awaits)."""
-        return self.fatal
-
-    def finish(self, index: int, outcome: Outcome) -> None:
-        self.unfinished.pop(index, None)
-        self.sink(index, outcome)
-        self.pending -= 1
-        if self.produced_all and self.pending == 0:
-            self.done.set()
-
-
-def _to_request(item: object, options: dict[str, Any]) -> GenerationRequest:
-    if isinstance(item, GenerationRequest):
-        return msgspec.structs.replace(item, **options) if options else item
-    if isinstance(item, str):
-        return GenerationRequest(item, **options)
-    raise InvalidRequestError("item", type(item).__name__, "a prompt string or a GenerationRequest")
 
 
 class HailuoClient:
@@ -254,7 +215,7 @@ class HailuoClient:
         self.clock: Clock = clock or SystemClock()
         self._state = _State.UNOPENED
         self._tg: anyio.abc.TaskGroup | None = None
-        self._journal: Journal | None = None
+        self._book = JournalBook(self.provider, self.clock, resubmit_uncertain=resubmit_uncertain)
         self._counters = _Counters()
         self._submit_slots: anyio.Semaphore | None = None
         self._pacer = RequestPacer(
@@ -269,7 +230,7 @@ class HailuoClient:
             retry=retry,
             timeouts=timeouts,
             clock=self.clock,
-            note=self._note,
+            note=self._book.note,
             on_retry=self._count_retry,
         )
         self._closing = _Closing()
@@ -277,6 +238,7 @@ class HailuoClient:
         self._retrier = Retrier(retry, on_retry=self._count_retry)
         self._frames: FrameResolver | None = None
         self._downloader: Downloader | None = None
+        self._batches: BatchRunner | None = None
 
     def __repr__(self) -> str:
         return f"HailuoClient({self.provider.name!r}, base_url={self.base_url!r}, api_key='***')"
@@ -298,7 +260,7 @@ class HailuoClient:
         await self.transport.open()
         try:
             if self.journal_path is not None:
-                self._journal = await Journal.open(self.journal_path)
+                self._book.journal = await Journal.open(self.journal_path)
             self._poller = Poller(
                 provider=self.provider, sender=self._sender, policy=self.poll, retry=self.retry, clock=self.clock
             )
@@ -308,6 +270,16 @@ class HailuoClient:
                 retry=self.retry,
                 concurrency=self.download_concurrency,
                 max_bytes=self.max_download_bytes,
+            )
+            self._batches = BatchRunner(
+                provider=self.provider,
+                poller=self._poller,
+                book=self._book,
+                submit=self._submit,
+                download=lambda generation, folder, index: self.download(generation, folder, index=index),
+                slots=self._submit_slots,
+                clock=self.clock,
+                count_outcome=self._count_outcome,
             )
             self._tg = anyio.create_task_group()
             await self._tg.__aenter__()
@@ -340,8 +312,8 @@ class HailuoClient:
 
     async def _close_resources(self) -> None:
         try:
-            if self._journal is not None:
-                await self._journal.aclose()
+            if self._book.journal is not None:
+                await self._book.journal.aclose()
         finally:
             await self.transport.aclose()
 
@@ -354,7 +326,7 @@ class HailuoClient:
     @property
     def journal(self) -> Journal | None:
         """The open journal, if the client was given one."""
-        return self._journal
+        return self._book.journal
 
     # -- statistics ---------------------------------------------------------------------------------------
 
@@ -383,32 +355,6 @@ class HailuoClient:
         self._counters.retries += 1
         logger.info("hailuo_async: retrying in %.2fs after %s", wait, type(exc).__name__)
 
-    # -- events -------------------------------------------------------------------------------------------
-
-    def _emit(self, callback: EventCallback | None, event: ItemEvent) -> None:
-        if callback is None:
-            return
-        try:
-            callback(event)
-        except Exception:
-            logger.exception("hailuo_async: on_event callback failed")
-
-    def _status_listener(
-        self, callback: EventCallback, index: int | None, task_id: str
-    ) -> Callable[[TaskStatus], None]:
-        """Turns status answers into queued/running events, once per change of state or progress."""
-        last: list[tuple[TaskState, int | None]] = []
-
-        def listen(status: TaskStatus) -> None:
-            seen = (status.state, status.progress)
-            if status.state.terminal or (last and last[0] == seen):
-                return
-            last[:] = [seen]
-            kind: EventKind = "queued" if status.state is TaskState.QUEUED else "running"
-            self._emit(callback, ItemEvent(index=index, kind=kind, task_id=task_id, progress=status.progress))
-
-        return listen
-
     # -- single tasks -------------------------------------------------------------------------------------
 
     async def submit(self, request: ItemInput | None = None, /, **options: Any) -> Task:
@@ -418,10 +364,10 @@ class HailuoClient:
         (``duration=``, ``resolution=``, ``first_frame=`` ...). Invalid input raises
         :class:`InvalidRequestError` before anything is sent."""
         self._require_open()
-        generation_request = _to_request(request if request is not None else options.pop("prompt", None), options)
+        generation_request = to_request(request if request is not None else options.pop("prompt", None), options)
         self.provider.validate(generation_request)
-        with self._closing.guard():
-            return await self._submit(generation_request, idempotency_key=uuid.uuid4().hex, batch=None)
+        with self._closing.watch() as closing, closing:
+            return await self._submit(generation_request, key=uuid.uuid4().hex)
         raise NotSubmittedError("not submitted: the client was closed before the request was sent")
 
     async def wait(self, task: Task, *, timeout: float | Unset | None = UNSET) -> Generation:
@@ -515,31 +461,21 @@ class HailuoClient:
         self,
         request: GenerationRequest,
         *,
-        idempotency_key: str,
-        batch: _Batch | None,
+        key: str,
         journal_item: JournalItem | None = None,
         look_up_first: bool = False,
+        stopped: Callable[[], HailuoError | None] | None = None,
     ) -> Task:
-        """Resolve local frames, then submit with the money-safety rules (:mod:`._submit`)."""
+        """Resolve local frames, then submit under the money-safety rules (:mod:`._submit`). ``stopped`` tells
+        whether the batch stopped meanwhile (then nothing is sent)."""
         assert self._frames is not None
         resolved = await self._frames.resolve(request)
-        if batch is not None and batch.fatal is not None:
-            raise NotSubmittedError("the batch stopped before this item was sent") from batch.fatal
-        try:
-            return await self._submitter.submit(
-                request, resolved, key=idempotency_key, journal_item=journal_item, look_up_first=look_up_first
-            )
-        except _FATAL as exc:
-            if batch is not None and batch.fatal is None:
-                batch.fatal = exc
-            raise
-
-    async def _note(self, item: JournalItem | None, **changes: Any) -> None:
-        """Record ``item`` with ``changes`` in the journal, if there is one; a cancellation waits for the write."""
-        if self._journal is None or item is None:
-            return
-        with anyio.CancelScope(shield=True):
-            await self._journal.write(msgspec.structs.replace(item, **changes))
+        fatal = stopped() if stopped is not None else None
+        if fatal is not None:
+            raise NotSubmittedError("the batch stopped before this item was sent") from fatal
+        return await self._submitter.submit(
+            request, resolved, key=key, journal_item=journal_item, look_up_first=look_up_first
+        )
 
     # -- batches ------------------------------------------------------------------------------------------
 
@@ -625,231 +561,14 @@ class HailuoClient:
         on_event: EventCallback | None,
         timeout: float | Unset | None,
     ) -> None:
-        poller = self._require_open()
-        slots = self._submit_slots
-        assert slots is not None
+        self._require_open()
+        assert self._batches is not None
         deadline = self.poll.deadline if isinstance(timeout, Unset) else timeout
-        directory = None
-        if download_to is not None:
-            directory = await anyio.to_thread.run_sync(check_destination, download_to)
-        batch: _Batch | None = None
-        try:
-            with self._closing.guard() as closing:
-                async with anyio.create_task_group() as tg:
-                    batch = _Batch(sink, tg, on_event, directory, deadline)
-                    try:
-                        await self._produce(batch, items, slots)
-                    finally:
-                        batch.open = False  # from here on, late results and late submits are not taken in
-        finally:
-            if batch is not None:
-                for task_id in batch.task_ids:
-                    poller.untrack(task_id)
-        if closing.cancelled_caught and batch is not None:
-            self._abandon(batch)
-
-    def _abandon(self, batch: _Batch) -> None:
-        """The client closed during the batch: every item without an outcome gets one. Items that never left are
-        :class:`NotSubmittedError`; submitted ones :class:`GenerationTimeoutError` (the task keeps running and
-        can be waited on again by its id)."""
-        closed = HailuoError("the client was closed during the batch")
-        now = self.clock.time()
-        for index, task in sorted(batch.unfinished.items()):
-            if task is None:
-                outcome: HailuoError = _not_submitted(closed)
-            else:
-                outcome = GenerationTimeoutError(
-                    provider=task.provider, task_id=task.task_id, waited=now - task.submitted_at
-                )
-                outcome.__cause__ = closed
-            self._finish(batch, index, outcome)
-
-    def _finish(self, batch: _Batch, index: int, outcome: Outcome) -> None:
-        self._count_outcome(outcome)
-        if isinstance(outcome, BaseException):
-            self._emit(batch.on_event, ItemEvent(index=index, kind="failed", error=outcome))
-        batch.finish(index, outcome)
-
-    async def _produce(self, batch: _Batch, items: Iterable[ItemInput], slots: anyio.Semaphore) -> None:
-        """Read the input lazily, spawn one submit per item under the concurrency bound, wait for every outcome."""
-        for index, item in enumerate(items):
-            batch.pending += 1
-            try:
-                request = _to_request(item, {})
-                self.provider.validate(request)
-            except InvalidRequestError as exc:
-                self._finish(batch, index, exc)
-                continue
-            if batch.fatal is not None:
-                self._finish(batch, index, _not_submitted(batch.fatal))
-                continue
-            await slots.acquire()  # backpressure before spawning: at most max_concurrency submitting
-            fatal = batch.stopped_by()  # another item may have hit a fatal error while we waited
-            if fatal is not None:
-                slots.release()
-                self._finish(batch, index, _not_submitted(fatal))
-                continue
-            batch.unfinished[index] = None
-            batch.tg.start_soon(self._run_item, batch, index, request)
-        batch.produced_all = True
-        if batch.pending == 0:
-            batch.done.set()
-        await batch.done.wait()
-
-    async def _run_item(self, batch: _Batch, index: int, request: GenerationRequest) -> None:
-        poller = self._poller
-        assert poller is not None and self._submit_slots is not None
-        try:
-            task, recorded = await self._start_item(batch, index, request)
-        except HailuoError as exc:
-            self._finish(batch, index, exc)
-            return
-        finally:
-            self._submit_slots.release()  # the submit is over, whatever happened: let the next item in
-        if recorded is not None:  # finished in an earlier run
-            batch.tg.start_soon(self._settle, batch, index, recorded, None)
-            return
-        assert task is not None
-        batch.unfinished[index] = task
-        if not batch.open:  # the batch was cancelled while this submit was finishing
-            logger.warning("hailuo_async: task %s was accepted as its batch stopped; not polled", task.task_id)
-            return
-        batch.task_ids.add(task.task_id)
-
-        def on_outcome(outcome: Outcome) -> None:
-            if batch.open:
-                batch.tg.start_soon(self._settle, batch, index, outcome, task)
-
-        listener = None if batch.on_event is None else self._status_listener(batch.on_event, index, task.task_id)
-        poller.track(task, on_outcome, deadline=batch.deadline, listener=listener)
-
-    async def _start_item(
-        self, batch: _Batch, index: int, request: GenerationRequest
-    ) -> tuple[Task | None, Outcome | None]:
-        """Submit an item, or pick it up where the journal left it. Returns (task to poll, recorded outcome)."""
-        journal = self._journal
-        self._emit(batch.on_event, ItemEvent(index=index, kind="submitting"))
-        if journal is None:
-            task = await self._submit(request, idempotency_key=uuid.uuid4().hex, batch=batch)
-            self._emit(batch.on_event, ItemEvent(index=index, kind="submitted", task_id=task.task_id))
-            return task, None
-        canonical = f"{self.provider.name}|{msgspec.json.encode(request).decode()}"
-        occurrence = batch.occurrences.get(canonical, 0)
-        batch.occurrences[canonical] = occurrence + 1
-        item_id = item_key(self.provider.name, request, occurrence)
-        recorded = journal.get(item_id)
-        base = JournalItem(
-            item_id=item_id,
-            provider=self.provider.name,
-            request=request,
-            occurrence=occurrence,
-            batch_index=index,
-            idempotency_key=recorded.idempotency_key if recorded is not None else uuid.uuid4().hex,
-            state="intent",
-        )
-        look_up_first = False
-        if recorded is not None:
-            outcome = self._recorded_outcome(recorded)
-            if outcome is not None:
-                return None, outcome
-            if recorded.task_id and recorded.state in ("submitted", "timed_out", "completed"):
-                task = Task(
-                    provider=recorded.provider,
-                    task_id=recorded.task_id,
-                    request=request,
-                    submitted_at=recorded.submitted_at or self.clock.time(),
-                    idempotency_key=recorded.idempotency_key,
-                )
-                self._emit(batch.on_event, ItemEvent(index=index, kind="submitted", task_id=task.task_id))
-                return task, None
-            maybe_sent = recorded.state in ("intent", "uncertain")
-            look_up_first = maybe_sent and self.provider.can_look_up_submits
-            if maybe_sent and not (look_up_first or self.provider.honours_idempotency_key or self.resubmit_uncertain):
-                raise SubmissionUncertainError(
-                    f"{self.provider.name}: an earlier run may have created this task (its submit got no answer); "
-                    "pass resubmit_uncertain=True to submit it again",
-                    request=request,
-                    provider=self.provider.name,
-                    idempotency_key=recorded.idempotency_key,
-                )
-            base = msgspec.structs.replace(base, path=recorded.path)
-        task = await self._submit(
-            request, idempotency_key=base.idempotency_key, batch=batch, journal_item=base, look_up_first=look_up_first
-        )
-        self._emit(batch.on_event, ItemEvent(index=index, kind="submitted", task_id=task.task_id))
-        return task, None
-
-    def _recorded_outcome(self, recorded: JournalItem) -> Outcome | None:
-        """The final outcome an earlier run recorded, if the item needs nothing more."""
-        if recorded.state == "failed" and recorded.error_type == GenerationFailedError.__name__ and recorded.task_id:
-            return GenerationFailedError(
-                recorded.error_message or "task failed", provider=recorded.provider, task_id=recorded.task_id
-            )  # error_message holds the provider's reason (see _record_failure)
-        generation = recorded.generation()
-        if generation is None:
-            return None
-        if generation.path and Path(generation.path).is_file():
-            return generation
-        fresh = generation.expires_at is None or generation.expires_at > self.clock.time() + 60
-        return generation if fresh else None  # expired URL: poll once more for a fresh one
-
-    async def _settle(
-        self,
-        batch: _Batch,
-        index: int,
-        outcome: Outcome,
-        task: Task | None,
-    ) -> None:
-        """Record an item's outcome, save its video if asked, report it."""
-        if isinstance(outcome, Generation):
-            self._emit(
-                batch.on_event, ItemEvent(index=index, kind="completed", task_id=outcome.task_id, generation=outcome)
+        folder = None if download_to is None else await anyio.to_thread.run_sync(check_destination, download_to)
+        with self._closing.watch() as closing:
+            await self._batches.run(
+                items, sink, download_to=folder, on_event=on_event, deadline=deadline, closing=closing
             )
-            await self._record(outcome, index)
-            if batch.download_to is not None and not (outcome.path and await anyio.Path(outcome.path).is_file()):
-                try:
-                    outcome = await self.download(outcome, batch.download_to, index=index)
-                except HailuoError as exc:
-                    error = DownloadError(
-                        f"task {outcome.task_id} finished but its video could not be saved: {exc}", generation=outcome
-                    )
-                    error.__cause__ = exc
-                    self._finish(batch, index, error)
-                    return
-                await self._record(outcome, index)
-                self._emit(
-                    batch.on_event,
-                    ItemEvent(index=index, kind="downloaded", task_id=outcome.task_id, generation=outcome),
-                )
-        elif task is not None:
-            await self._record_failure(task, outcome)
-        self._finish(batch, index, outcome)
-
-    async def _record(self, generation: Generation, index: int) -> None:
-        item = self._journal.find_task(generation.task_id) if self._journal is not None else None
-        await self._note(
-            item,
-            state="completed",
-            video_url=generation.video_url,
-            expires_at=generation.expires_at,
-            completed_at=generation.completed_at,
-            path=generation.path or (item.path if item is not None else None),
-            batch_index=index,
-        )
-
-    async def _record_failure(self, task: Task, error: HailuoError) -> None:
-        item = self._journal.find_task(task.task_id) if self._journal is not None else None
-        state = "timed_out" if isinstance(error, GenerationTimeoutError) else "failed"
-        if not isinstance(error, (GenerationFailedError, GenerationTimeoutError)):
-            state = "submitted"  # the task exists; a later run polls it again
-        reason = error.reason if isinstance(error, GenerationFailedError) else str(error)
-        await self._note(item, state=state, error_type=type(error).__name__, error_message=redact(reason))
-
-
-def _not_submitted(cause: HailuoError) -> NotSubmittedError:
-    error = NotSubmittedError(f"not submitted: the batch stopped after {type(cause).__name__}: {cause}")
-    error.__cause__ = cause
-    return error
 
 
 async def gather_generations(
@@ -883,10 +602,9 @@ async def generate(
 
     ``options`` are request fields (``duration=``, ``resolution=``...) or client options (``api_key=``,
     ``base_url=``...)."""
-    client_keys = set(HailuoClient.__init__.__code__.co_varnames) - {"self", "provider"}
     merged = dict(client_options or {})
     for name in list(options):
-        if name in client_keys:
+        if name in CLIENT_OPTIONS:
             merged[name] = options.pop(name)
     async with HailuoClient(provider, **merged) as client:
         return await client.generate(request, timeout=timeout, download_to=download_to, **options)

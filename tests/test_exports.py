@@ -85,3 +85,12 @@ def test_import_has_no_deprecation_warnings() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
+
+
+def test_generate_knows_every_client_option() -> None:
+    import inspect
+
+    from hailuo_async._client import CLIENT_OPTIONS
+
+    parameters = set(inspect.signature(hailuo_async.HailuoClient.__init__).parameters) - {"self", "provider"}
+    assert parameters == CLIENT_OPTIONS

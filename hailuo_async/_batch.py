@@ -1,0 +1,440 @@
+"""Batches: many items through one client, each submitted (or resumed from the journal), polled, saved and
+reported on its own, so that one item's failure never touches another.
+
+Data flow: :meth:`HailuoClient.gather_generations` / :meth:`~HailuoClient.as_completed` -> :meth:`BatchRunner.run`
+reads the input lazily under the concurrency bound -> per item: validation -> :meth:`JournalBook.plan` (the resume
+rules: finished earlier, already submitted, maybe sent, new) -> the client's money-safe submit (:mod:`._submit`)
+-> :meth:`Poller.track` -> :meth:`BatchRunner._settle` (journal record, download, :class:`ItemEvent`, outcome).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
+from typing import Any, Protocol
+
+import anyio
+import anyio.abc
+import msgspec
+
+from ._config import Clock
+from ._exceptions import (
+    AuthenticationError,
+    DownloadError,
+    GenerationFailedError,
+    GenerationTimeoutError,
+    HailuoError,
+    InsufficientBalanceError,
+    InvalidRequestError,
+    NotSubmittedError,
+    SubmissionUncertainError,
+)
+from ._http import redact
+from ._journal import Journal, JournalItem, item_key
+from ._models import EventKind, Generation, GenerationRequest, ItemEvent, Task, TaskState, TaskStatus
+from ._poller import Outcome, Poller
+from .providers import Provider
+
+__all__ = ["BatchRunner", "EventCallback", "ItemInput", "JournalBook", "not_submitted", "to_request"]
+
+logger = logging.getLogger("hailuo_async")
+
+ItemInput = str | GenerationRequest
+"""What a batch accepts per item: a prompt or a full request."""
+
+EventCallback = Callable[[ItemEvent], object]
+
+FATAL = (AuthenticationError, InsufficientBalanceError)
+"""Submit errors that stop a batch: nothing more can succeed with this key."""
+
+EXPIRY_MARGIN = 60.0
+"""Seconds of life a recorded video URL must have left to be returned without asking the provider again."""
+
+
+def to_request(item: object, options: dict[str, Any]) -> GenerationRequest:
+    """``item`` (a prompt or a request) as a :class:`GenerationRequest` with ``options`` applied."""
+    if isinstance(item, GenerationRequest):
+        return msgspec.structs.replace(item, **options) if options else item
+    if isinstance(item, str):
+        return GenerationRequest(item, **options)
+    raise InvalidRequestError("item", type(item).__name__, "a prompt string or a GenerationRequest")
+
+
+def not_submitted(cause: HailuoError) -> NotSubmittedError:
+    """The error of an item that was never sent because of ``cause``."""
+    error = NotSubmittedError(f"not submitted: the batch stopped after {type(cause).__name__}: {cause}")
+    error.__cause__ = cause
+    return error
+
+
+def emit(callback: EventCallback | None, event: ItemEvent) -> None:
+    """Hand ``event`` to the user's callback; a failing callback is logged, never raised into the batch."""
+    if callback is None:
+        return
+    try:
+        callback(event)
+    except Exception:
+        logger.exception("hailuo_async: on_event callback failed")
+
+
+class _StatusEvents:
+    """Turns one task's status answers into queued/running events, once per change of state or progress."""
+
+    __slots__ = ("callback", "index", "last", "task_id")
+
+    def __init__(self, callback: EventCallback, index: int | None, task_id: str) -> None:
+        self.callback = callback
+        self.index = index
+        self.task_id = task_id
+        self.last: tuple[TaskState, int | None] | None = None
+
+    def __call__(self, status: TaskStatus) -> None:
+        seen = (status.state, status.progress)
+        if status.state.terminal or self.last == seen:
+            return
+        self.last = seen
+        kind: EventKind = "queued" if status.state is TaskState.QUEUED else "running"
+        emit(self.callback, ItemEvent(index=self.index, kind=kind, task_id=self.task_id, progress=status.progress))
+
+
+class Submit(Protocol):
+    """The client's money-safe submit, as a batch calls it."""
+
+    def __call__(
+        self,
+        request: GenerationRequest,
+        *,
+        key: str,
+        journal_item: JournalItem | None = None,
+        look_up_first: bool = False,
+        stopped: Callable[[], HailuoError | None] | None = None,
+    ) -> Awaitable[Task]: ...
+
+
+Download = Callable[[Generation, Path, int], Awaitable[Generation]]
+
+
+class Plan(msgspec.Struct, frozen=True, kw_only=True):
+    """What to do with one batch item, as the journal sees it."""
+
+    key: str
+    """The submission's own key (idempotency or look-up key), kept across runs."""
+    item: JournalItem | None = None
+    """The journal record to submit under (``None`` without a journal)."""
+    task: Task | None = None
+    """A task an earlier run submitted: poll it instead of submitting."""
+    outcome: Generation | HailuoError | None = None
+    """The final outcome an earlier run recorded: nothing more to do."""
+    look_up_first: bool = False
+    """An earlier run may have sent it: ask the provider before sending."""
+
+
+class JournalBook:
+    """The journal's side of batches: the resume rules and every record. Without a journal it plans fresh
+    submits and records nothing. ``journal`` is set once the client opens it."""
+
+    def __init__(self, provider: Provider, clock: Clock, *, resubmit_uncertain: bool) -> None:
+        self.provider = provider
+        self.clock = clock
+        self.resubmit_uncertain = resubmit_uncertain
+        self.journal: Journal | None = None
+
+    async def note(self, item: JournalItem | None, **changes: Any) -> None:
+        """Record ``item`` with ``changes``, if there is a journal; a cancellation waits for the write."""
+        if self.journal is None or item is None:
+            return
+        with anyio.CancelScope(shield=True):
+            await self.journal.write(msgspec.structs.replace(item, **changes))
+
+    def plan(self, request: GenerationRequest, index: int, occurrences: dict[str, int]) -> Plan:
+        """What to do with ``request``, the batch's item ``index``; raises :class:`SubmissionUncertainError`
+        when an earlier run may have created its task and that can be neither confirmed nor safely resent."""
+        journal = self.journal
+        if journal is None:
+            return Plan(key=uuid.uuid4().hex)
+        name = self.provider.name
+        canonical = f"{name}|{msgspec.json.encode(request).decode()}"
+        occurrence = occurrences.get(canonical, 0)
+        occurrences[canonical] = occurrence + 1
+        item_id = item_key(name, request, occurrence)
+        recorded = journal.get(item_id)
+        key = recorded.idempotency_key if recorded is not None and recorded.idempotency_key else uuid.uuid4().hex
+        base = JournalItem(
+            item_id=item_id,
+            provider=name,
+            request=request,
+            occurrence=occurrence,
+            batch_index=index,
+            idempotency_key=key,
+            state="intent",
+        )
+        if recorded is None:
+            return Plan(key=key, item=base)
+        outcome = self.recorded_outcome(recorded)
+        if outcome is not None:
+            return Plan(key=key, outcome=outcome)
+        if recorded.task_id and recorded.state in ("submitted", "timed_out", "completed"):
+            task = Task(
+                provider=recorded.provider,
+                task_id=recorded.task_id,
+                request=request,
+                submitted_at=recorded.submitted_at or self.clock.time(),
+                idempotency_key=recorded.idempotency_key,
+            )
+            return Plan(key=key, task=task)
+        maybe_sent = recorded.state in ("intent", "uncertain")
+        look_up_first = maybe_sent and self.provider.can_look_up_submits
+        if maybe_sent and not (look_up_first or self.provider.honours_idempotency_key or self.resubmit_uncertain):
+            raise SubmissionUncertainError(
+                f"{name}: an earlier run may have created this task (its submit got no answer); "
+                "pass resubmit_uncertain=True to submit it again",
+                request=request,
+                provider=name,
+                idempotency_key=recorded.idempotency_key,
+            )
+        item = msgspec.structs.replace(base, path=recorded.path)
+        return Plan(key=key, item=item, look_up_first=look_up_first)
+
+    def recorded_outcome(self, recorded: JournalItem) -> Outcome | None:
+        """The final outcome an earlier run recorded, if the item needs nothing more."""
+        if recorded.state == "failed" and recorded.error_type == GenerationFailedError.__name__ and recorded.task_id:
+            return GenerationFailedError(
+                recorded.error_message or "task failed", provider=recorded.provider, task_id=recorded.task_id
+            )  # error_message holds the provider's reason (see record_failure)
+        generation = recorded.generation()
+        if generation is None:
+            return None
+        if generation.path and Path(generation.path).is_file():
+            return generation
+        fresh = generation.expires_at is None or generation.expires_at > self.clock.time() + EXPIRY_MARGIN
+        return generation if fresh else None  # expired URL: poll once more for a fresh one
+
+    async def record_completed(self, generation: Generation, index: int) -> None:
+        """Record a finished item (and, once saved, its file)."""
+        item = self.journal.find_task(generation.task_id) if self.journal is not None else None
+        await self.note(
+            item,
+            state="completed",
+            video_url=generation.video_url,
+            expires_at=generation.expires_at,
+            completed_at=generation.completed_at,
+            path=generation.path or (item.path if item is not None else None),
+            batch_index=index,
+        )
+
+    async def record_failure(self, task: Task, error: HailuoError) -> None:
+        """Record a submitted item's failure: final for a failed generation, open for anything else."""
+        item = self.journal.find_task(task.task_id) if self.journal is not None else None
+        state = "timed_out" if isinstance(error, GenerationTimeoutError) else "failed"
+        if not isinstance(error, (GenerationFailedError, GenerationTimeoutError)):
+            state = "submitted"  # the task exists; a later run polls it again
+        reason = error.reason if isinstance(error, GenerationFailedError) else str(error)
+        await self.note(item, state=state, error_type=type(error).__name__, error_message=redact(reason))
+
+
+class Batch:
+    """Bookkeeping of one gather/as_completed run."""
+
+    def __init__(
+        self,
+        sink: Callable[[int, Outcome], None],
+        tg: anyio.abc.TaskGroup,
+        on_event: EventCallback | None,
+        download_to: Path | None,
+        deadline: float | None,
+    ) -> None:
+        self.sink = sink
+        self.tg = tg
+        self.on_event = on_event
+        self.download_to = download_to
+        self.deadline = deadline
+        self.fatal: HailuoError | None = None
+        self.pending = 0
+        self.produced_all = False
+        self.done = anyio.Event()
+        self.open = True
+        self.task_ids: set[str] = set()
+        self.occurrences: dict[str, int] = {}
+        self.unfinished: dict[int, Task | None] = {}  # items handed to a submit, with their task once accepted
+
+    def stopped_by(self) -> HailuoError | None:
+        """The fatal error that stopped submitting, if any (may change across awaits)."""
+        return self.fatal
+
+    def finish(self, index: int, outcome: Outcome) -> None:
+        self.unfinished.pop(index, None)
+        self.sink(index, outcome)
+        self.pending -= 1
+        if self.produced_all and self.pending == 0:
+            self.done.set()
+
+
+class BatchRunner:
+    """Runs batches for one open client. ``count_outcome`` feeds the client's statistics."""
+
+    def __init__(
+        self,
+        *,
+        provider: Provider,
+        poller: Poller,
+        book: JournalBook,
+        submit: Submit,
+        download: Download,
+        slots: anyio.Semaphore,
+        clock: Clock,
+        count_outcome: Callable[[Outcome], None],
+    ) -> None:
+        self.provider = provider
+        self.poller = poller
+        self.book = book
+        self.submit = submit
+        self.download = download
+        self.slots = slots
+        self.clock = clock
+        self.count_outcome = count_outcome
+
+    async def run(
+        self,
+        items: Iterable[ItemInput],
+        sink: Callable[[int, Outcome], None],
+        *,
+        download_to: Path | None,
+        on_event: EventCallback | None,
+        deadline: float | None,
+        closing: anyio.CancelScope,
+    ) -> None:
+        """Run every item of ``items`` to its outcome, handed to ``sink(index, outcome)``. ``closing`` is the
+        scope the client cancels when it closes: then every item without an outcome gets one (:meth:`_abandon`)."""
+        batch: Batch | None = None
+        try:
+            with closing:
+                async with anyio.create_task_group() as tg:
+                    batch = Batch(sink, tg, on_event, download_to, deadline)
+                    try:
+                        await self._produce(batch, items)
+                    finally:
+                        batch.open = False  # from here on, late results and late submits are not taken in
+        finally:
+            if batch is not None:
+                for task_id in batch.task_ids:
+                    self.poller.untrack(task_id)
+        if closing.cancelled_caught and batch is not None:
+            self._abandon(batch)
+
+    def _abandon(self, batch: Batch) -> None:
+        """The client closed during the batch: items that never left are :class:`NotSubmittedError`; submitted
+        ones :class:`GenerationTimeoutError` (the task keeps running and can be waited on again by its id)."""
+        closed = HailuoError("the client was closed during the batch")
+        now = self.clock.time()
+        for index, task in sorted(batch.unfinished.items()):
+            if task is None:
+                outcome: HailuoError = not_submitted(closed)
+            else:
+                outcome = GenerationTimeoutError(
+                    provider=task.provider, task_id=task.task_id, waited=now - task.submitted_at
+                )
+                outcome.__cause__ = closed
+            self._finish(batch, index, outcome)
+
+    def _finish(self, batch: Batch, index: int, outcome: Outcome) -> None:
+        self.count_outcome(outcome)
+        if isinstance(outcome, BaseException):
+            emit(batch.on_event, ItemEvent(index=index, kind="failed", error=outcome))
+        batch.finish(index, outcome)
+
+    async def _produce(self, batch: Batch, items: Iterable[ItemInput]) -> None:
+        """Read the input lazily, spawn one submit per item under the concurrency bound, wait for every outcome."""
+        for index, item in enumerate(items):
+            batch.pending += 1
+            try:
+                request = to_request(item, {})
+                self.provider.validate(request)
+            except InvalidRequestError as exc:
+                self._finish(batch, index, exc)
+                continue
+            if batch.fatal is not None:
+                self._finish(batch, index, not_submitted(batch.fatal))
+                continue
+            await self.slots.acquire()  # backpressure before spawning: at most max_concurrency submitting
+            fatal = batch.stopped_by()  # another item may have hit a fatal error while we waited
+            if fatal is not None:
+                self.slots.release()
+                self._finish(batch, index, not_submitted(fatal))
+                continue
+            batch.unfinished[index] = None
+            batch.tg.start_soon(self._run_item, batch, index, request)
+        batch.produced_all = True
+        if batch.pending == 0:
+            batch.done.set()
+        await batch.done.wait()
+
+    async def _run_item(self, batch: Batch, index: int, request: GenerationRequest) -> None:
+        emit(batch.on_event, ItemEvent(index=index, kind="submitting"))
+        try:
+            plan = self.book.plan(request, index, batch.occurrences)
+            task = plan.task
+            if plan.outcome is None and task is None:
+                task = await self._submit(batch, request, plan)
+        except HailuoError as exc:
+            self._finish(batch, index, exc)
+            return
+        finally:
+            self.slots.release()  # the submit is over, whatever happened: let the next item in
+        if plan.outcome is not None:  # finished in an earlier run
+            batch.tg.start_soon(self._settle, batch, index, plan.outcome, None)
+            return
+        assert task is not None
+        emit(batch.on_event, ItemEvent(index=index, kind="submitted", task_id=task.task_id))
+        batch.unfinished[index] = task
+        if not batch.open:  # the batch was cancelled while this submit was finishing
+            logger.warning("hailuo_async: task %s was accepted as its batch stopped; not polled", task.task_id)
+            return
+        batch.task_ids.add(task.task_id)
+        accepted = task
+
+        def on_outcome(outcome: Outcome) -> None:
+            if batch.open:
+                batch.tg.start_soon(self._settle, batch, index, outcome, accepted)
+
+        listener = None if batch.on_event is None else _StatusEvents(batch.on_event, index, task.task_id)
+        self.poller.track(task, on_outcome, deadline=batch.deadline, listener=listener)
+
+    async def _submit(self, batch: Batch, request: GenerationRequest, plan: Plan) -> Task:
+        try:
+            return await self.submit(
+                request,
+                key=plan.key,
+                journal_item=plan.item,
+                look_up_first=plan.look_up_first,
+                stopped=batch.stopped_by,
+            )
+        except FATAL as exc:
+            if batch.fatal is None:
+                batch.fatal = exc
+            raise
+
+    async def _settle(self, batch: Batch, index: int, outcome: Outcome, task: Task | None) -> None:
+        """Record an item's outcome, save its video if asked, report it."""
+        if isinstance(outcome, Generation):
+            emit(batch.on_event, ItemEvent(index=index, kind="completed", task_id=outcome.task_id, generation=outcome))
+            await self.book.record_completed(outcome, index)
+            if batch.download_to is not None and not (outcome.path and await anyio.Path(outcome.path).is_file()):
+                try:
+                    outcome = await self.download(outcome, batch.download_to, index)
+                except HailuoError as exc:
+                    error = DownloadError(
+                        f"task {outcome.task_id} finished but its video could not be saved: {exc}", generation=outcome
+                    )
+                    error.__cause__ = exc
+                    self._finish(batch, index, error)
+                    return
+                await self.book.record_completed(outcome, index)
+                emit(
+                    batch.on_event,
+                    ItemEvent(index=index, kind="downloaded", task_id=outcome.task_id, generation=outcome),
+                )
+        elif task is not None:
+            await self.book.record_failure(task, outcome)
+        self._finish(batch, index, outcome)
