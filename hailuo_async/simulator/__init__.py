@@ -1,4 +1,4 @@
-"""A local HTTP simulator of the three Hailuo-02 providers (apimart, toapis, official MiniMax), with faults.
+"""A local HTTP simulator of the three Hailuo providers (apimart, toapis, official MiniMax), with faults.
 
 Test your own code against it: it is a real ``aiohttp.web`` server, written from the wire reference
 (``providers.md``) independently of the ``hailuo_async`` client, so it doubles as an oracle for the client.
@@ -12,8 +12,25 @@ Test your own code against it: it is a real ``aiohttp.web`` server, written from
         sim.urls.cdn       # http://127.0.0.1:Q  (another port, so another origin)
         sim.stats(); sim.tasks; sim.update_config(faults=Faults())
 
-Or from a shell: ``python -m hailuo_async.simulator [--port N] [--cdn-port N] [--config JSON|FILE]`` prints one
-JSON line with the base URLs and serves until SIGINT/SIGTERM.
+Or from a shell: ``python -m hailuo_async.simulator [--port N] [--cdn-port N] [--config JSON|FILE] [--drift ...]
+[--submit-delay S]`` prints one JSON line with the base URLs and serves until SIGINT/SIGTERM.
+
+**Models.** ``MiniMax-Hailuo-02`` (512P/768P/1080P; first and last frame), ``MiniMax-Hailuo-2.3`` (768P/1080P;
+text or image-to-video) and ``MiniMax-Hailuo-2.3-Fast`` (as 2.3, image-to-video only), each validated in the
+provider's own words: apimart durations 5 | 10 for Hailuo-02, otherwise 6 | 10; 1080P at the shorter one only.
+
+**Beyond submit and status.**
+
+- apimart: ``X-APIMart-Response-Version: 2026-07-27`` selects the newer answers (a submit is HTTP 202
+  ``{"code":202,"data":{"id","status":"pending"},"request_id"}``, with ``Idempotency-Replayed: true`` on a replay;
+  status answers gain ``request_id``). While a submit is being processed (``submit_delay``), a resend with the same
+  ``Idempotency-Key`` gets 409 ``idempotency_in_progress`` and ``Retry-After: 1``. ``GET /v1/models``,
+  ``/v1/model-docs?model=`` and ``/v1/model-schema?model=&operation=video_generation`` describe the models.
+- toapis: a submit's ``client_business_id`` (top level or in ``metadata``) also names its task in
+  ``GET /v1/videos/generations/{client_business_id}``, for the API key that submitted it (the most recent such
+  submit if the id was reused).
+- Any other path under a provider's prefix answers that provider's JSON error (404 or 405; MiniMax ``base_resp``
+  2013, HTTP 200 unless ``minimax_http_errors``).
 
 **Prompt markers** make a task's outcome deterministic (they stay part of the prompt):
 
@@ -28,25 +45,29 @@ JSON line with the base URLs and serves until SIGINT/SIGTERM.
 **Lifecycle.** queued (``queue_fraction`` of the generation time) → running (progress 0 → 99, linear) → completed
 or failed. Words per provider: apimart ``pending``/``processing``/``completed``/``failed``; toapis
 ``queued``/``in_progress``/``completed``/``failed``; MiniMax ``Preparing``/``Queueing``/``Processing``/``Success``/
-``Fail``. With ``drift=True`` about half of the tasks (a seeded per-task draw) use the other documented shapes: apimart
-``submitted``/``in_progress`` and ``url`` as a plain string; toapis ``pending`` (submit) / ``submitted`` (queued)
-and ``result.url``; MiniMax a numeric ``file_id`` in the query.
+``Fail`` (in progress with ``"file_id": ""`` and a 0 x 0 size). With ``drift`` on, about half of the tasks (a seeded
+per-task draw) answer in the documented drift shapes, all of them (``drift=True``) or those named in
+:data:`DRIFT_SHAPES` (e.g. ``drift=frozenset({"apimart_url_string"})``).
 
-**Video URLs** point at the CDN port, are signed (``?exp=&sig=``) and answer 403 once expired (after ``url_ttl``);
-every status poll of a completed task returns a freshly signed URL.
+**Video URLs** point at the CDN port, are signed (``?exp=&sig=``) and answer 403 once expired: after each provider's
+documented lifetime (apimart 72 h, toapis 24 h, MiniMax 9 h) unless ``url_ttl`` says otherwise. Every status poll of
+a completed task returns a freshly signed URL. Uploaded images expire the same way (``upload_ttl``).
 
 **Stats** (``sim.stats()`` or ``GET /_sim/stats``): route keys in ``requests_by_route`` are ``apimart.submit``,
-``apimart.status``, ``apimart.upload``, ``toapis.submit``, ``toapis.status``, ``toapis.upload``,
-``minimax.submit``, ``minimax.status``, ``minimax.retrieve``, ``cdn.video``, ``cdn.upload`` and ``cdn.other``.
+``apimart.status``, ``apimart.upload``, ``apimart.models``, ``apimart.model_docs``, ``apimart.model_schema``,
+``toapis.submit``, ``toapis.status``, ``toapis.upload``, ``minimax.submit``, ``minimax.status``, ``minimax.retrieve``,
+``<provider>.unknown``, ``cdn.video``, ``cdn.upload`` and ``cdn.other``; ``client_id_lookups`` counts toapis status
+requests answered through a ``client_business_id``.
 Other control endpoints on the API port: ``POST /_sim/reset``, ``GET /_sim/tasks``, ``GET /_sim/config`` and
 ``POST /_sim/config`` (a JSON object merged into the current config).
 """
 
-from ._config import Faults, GenerationTimes, RateLimit, SimulatorConfig
+from ._config import DRIFT_SHAPES, Faults, GenerationTimes, RateLimit, SimulatorConfig
 from ._server import Simulator, SimulatorUrls
 from ._state import SimTask, SimulatorStats
 
 __all__ = [
+    "DRIFT_SHAPES",
     "Faults",
     "GenerationTimes",
     "RateLimit",

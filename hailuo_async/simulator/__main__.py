@@ -1,4 +1,5 @@
-"""Command line: ``python -m hailuo_async.simulator [--host H] [--port N] [--cdn-port N] [--config JSON|FILE]``.
+"""Command line: ``python -m hailuo_async.simulator [--host H] [--port N] [--cdn-port N] [--config JSON|FILE]
+[--drift all|none|NAME,...] [--submit-delay SECONDS]``.
 
 Prints exactly one JSON line with the base URLs once both ports are bound, then serves until SIGINT or SIGTERM and
 exits 0. :func:`build_arg_parser` and :func:`run_from_args` let another CLI (``hailuo simulate``) reuse this.
@@ -9,16 +10,40 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import math
 import signal
 import sys
 from pathlib import Path
 
 import msgspec
 
-from ._config import SimulatorConfig
+from ._config import DRIFT_SHAPES, DriftShape, SimulatorConfig
 from ._server import Simulator
 
 __all__ = ["build_arg_parser", "config_from_args", "main", "run_from_args"]
+
+
+def _drift(text: str) -> bool | frozenset[DriftShape]:
+    """``all``, ``none`` or comma-separated drift shape names."""
+    if text.strip().lower() in ("all", "none"):
+        return text.strip().lower() == "all"
+    names = {name.strip() for name in text.split(",") if name.strip()}
+    unknown = sorted(names - DRIFT_SHAPES.keys())
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown drift shape(s) {', '.join(unknown)}; known: {', '.join(DRIFT_SHAPES)}"
+        )
+    return frozenset(name for name in DRIFT_SHAPES if name in names)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {text!r}")
+    return value
 
 
 def build_arg_parser(parser: argparse.ArgumentParser) -> None:
@@ -32,6 +57,22 @@ def build_arg_parser(parser: argparse.ArgumentParser) -> None:
         metavar="JSON|FILE",
         help="SimulatorConfig as inline JSON (starting with '{') or the path of a JSON file",
     )
+    shapes = "; ".join(f"{name}: {text}" for name, text in DRIFT_SHAPES.items()).replace("%", "%%")
+    parser.add_argument(
+        "--drift",
+        type=_drift,
+        default=None,
+        metavar="all|none|NAME,...",
+        help=f"answer documented drift shapes (about half of the tasks each); overrides the config's. {shapes}",
+    )
+    parser.add_argument(
+        "--submit-delay",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="time a submit takes to be processed; meanwhile apimart answers a resend with the same "
+        "Idempotency-Key 409 idempotency_in_progress (overrides the config's)",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
@@ -43,11 +84,8 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         config = SimulatorConfig.from_json(source)
     else:
         config = SimulatorConfig.from_file(Path(source))
-    overrides = {
-        name: value
-        for name, value in (("host", args.host), ("port", args.port), ("cdn_port", args.cdn_port))
-        if value is not None
-    }
+    options = ("host", "port", "cdn_port", "drift", "submit_delay")
+    overrides = {name: value for name in options if (value := getattr(args, name, None)) is not None}
     return msgspec.structs.replace(config, **overrides) if overrides else config
 
 

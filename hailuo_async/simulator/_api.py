@@ -2,7 +2,8 @@
 
 Every provider route runs the same pipeline: count the request → (submit: read and count the body) → faults
 (latency, drop, 5xx, malformed) → authentication → rate limit → the route's own work. The dialects in
-:mod:`._providers` supply the wording.
+:mod:`._providers` supply the wording. A path or method no route serves under a provider's prefix gets that
+provider's JSON error envelope (404 / 405; MiniMax ``base_resp``), counted as ``<provider>.unknown``.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from typing import Any
 
 import msgspec
 from aiohttp import BodyPartReader, web
+from aiohttp.typedefs import Handler
 
 from ._cdn import sign_video_url
-from ._config import SimulatorConfig
-from ._providers import Apimart, Dialect, ErrorKind, Minimax, Toapis
-from ._state import Counters, SimState, parse_markers
+from ._config import DriftShape, SimulatorConfig
+from ._providers import APIMART_RESPONSE_VERSION, MODELS, Apimart, Dialect, ErrorKind, Minimax, ModelSpec, Toapis
+from ._state import Counters, SimState, Task, parse_markers
 
 __all__ = ["build_api_app"]
 
@@ -65,6 +67,11 @@ def _dropped(request: web.Request) -> bool:
     return transport is None or transport.is_closing()
 
 
+def _drift(task: Task, config: SimulatorConfig) -> frozenset[DriftShape]:
+    """The drift shapes ``task`` answers in: the enabled ones for about half of the tasks, none for the others."""
+    return config.drift_shapes() if task.alt else frozenset()
+
+
 class _Api:
     def __init__(self, state: SimState) -> None:
         self.state = state
@@ -76,9 +83,24 @@ class _Api:
 
     # -- responses ---------------------------------------------------------------------------------------------
 
-    def respond(self, dialect: Dialect, status: int, body: Any, headers: dict[str, str] | None = None) -> web.Response:
+    def respond(
+        self,
+        dialect: Dialect,
+        status: int,
+        body: Any,
+        headers: dict[str, str] | None = None,
+        *,
+        versioned: bool = False,
+    ) -> web.Response:
+        """A JSON answer with the dialect's request-id header. ``versioned``: apimart's newer response version,
+        which also puts the request id in the body (``request_id``) and echoes the version header."""
         request_id = f"{self._request_id_prefix}{next(self._request_ids):016x}"
-        all_headers = {dialect.request_id_header: request_id if dialect is self.minimax else f"req_{request_id}"}
+        if dialect is not self.minimax:
+            request_id = f"req_{request_id}"
+        all_headers = {dialect.request_id_header: request_id}
+        if versioned:
+            body = {**body, "request_id": request_id}
+            all_headers["X-APIMart-Response-Version"] = APIMART_RESPONSE_VERSION
         if headers:
             all_headers.update(headers)
         return web.Response(
@@ -107,8 +129,12 @@ class _Api:
 
     # -- the shared pipeline -----------------------------------------------------------------------------------
 
-    def route(self, dialect: Dialect, kind: str, handler: _Handler) -> Callable[[web.Request], Awaitable[Any]]:
-        route_key = f"{dialect.name}.{kind}"
+    def route(
+        self, dialect: Dialect, kind: str, handler: _Handler, name: str | None = None
+    ) -> Callable[[web.Request], Awaitable[Any]]:
+        """The handler for one provider route; ``kind`` selects the faults, ``name`` (default ``kind``) the stats
+        key ``<provider>.<name>``."""
+        route_key = f"{dialect.name}.{name or kind}"
         state = self.state
 
         async def handle(request: web.Request) -> web.StreamResponse:
@@ -189,6 +215,10 @@ class _Api:
 
     # -- provider routes ---------------------------------------------------------------------------------------
 
+    def versioned(self, request: web.Request, dialect: Dialect) -> bool:
+        """Whether an apimart request asks for the newer response version (any other value: the legacy one)."""
+        return dialect is self.apimart and request.headers.get("X-APIMart-Response-Version") == APIMART_RESPONSE_VERSION
+
     async def submit(self, request: web.Request, ctx: _Ctx, dialect: Dialect) -> web.Response:
         state = self.state
         config = state.config
@@ -202,36 +232,60 @@ class _Api:
         markers = parse_markers(normalized.prompt)
         if markers.reject:
             return self.error(dialect, "rejected")
+        versioned = self.versioned(request, dialect)
         idempotency_key = request.headers.get("Idempotency-Key") or None
         dedupe = idempotency_key is not None and dialect is self.apimart and config.idempotency
         fingerprint = msgspec.json.encode(body, order="sorted") if dedupe else b""
         slot = (dialect.name, ctx.api_key, idempotency_key or "")
-        if dedupe and slot in store.idempotency:
-            first_body, first_task = store.idempotency[slot]
-            if first_body != fingerprint:
-                return self.error(dialect, "conflict")
-            state.counters.idempotent_replays += 1
-            return self.respond(dialect, 200, dialect.submit_body(first_task, config.drift))
-        if not store.credits_left(ctx.api_key, config.credits):
-            return self.error(dialect, "no_credits")
-        task = store.create(
-            provider=dialect.name,
-            prompt=normalized.prompt,
-            request=body,
-            api_key=ctx.api_key,
-            idempotency_key=idempotency_key,
-            resolution=normalized.resolution,
-            markers=markers,
-            config=config,
-        )
+        if dedupe:
+            if slot in store.idempotency_pending:
+                return self.error(dialect, "in_progress", headers={"Retry-After": "1"})
+            if slot in store.idempotency:
+                first_body, first_task = store.idempotency[slot]
+                if first_body != fingerprint:
+                    return self.error(dialect, "conflict")
+                state.counters.idempotent_replays += 1
+                return self.submitted(dialect, first_task, config, versioned, replayed=True)
+            store.idempotency_pending.add(slot)
+        try:
+            if config.submit_delay > 0:
+                await asyncio.sleep(config.submit_delay)
+            if not store.credits_left(ctx.api_key, config.credits):
+                return self.error(dialect, "no_credits")
+            task = store.create(
+                provider=dialect.name,
+                model=normalized.model,
+                prompt=normalized.prompt,
+                request=body,
+                api_key=ctx.api_key,
+                idempotency_key=idempotency_key,
+                client_business_id=normalized.client_business_id,
+                resolution=normalized.resolution,
+                markers=markers,
+                config=config,
+                unified_id=versioned,
+            )
+            if dedupe:
+                store.idempotency[slot] = (fingerprint, task)
+        finally:
+            if dedupe:
+                store.idempotency_pending.discard(slot)
         state.counters.tasks_created += 1
         state.counters.tasks_created_by_prompt[task.prompt] += 1
-        if dedupe:
-            store.idempotency[slot] = (fingerprint, task)
         drop = config.faults.submit_then_drop
         if drop and state.fault_rng.random() < drop:
             return self.drop(request)
-        return self.respond(dialect, 200, dialect.submit_body(task, config.drift))
+        return self.submitted(dialect, task, config, versioned, replayed=False)
+
+    def submitted(
+        self, dialect: Dialect, task: Task, config: SimulatorConfig, versioned: bool, *, replayed: bool
+    ) -> web.Response:
+        """The submit answer for ``task``: the legacy shape (HTTP 200), or apimart's newer one (HTTP 202, with
+        ``Idempotency-Replayed: true`` when it replays an earlier request's task)."""
+        if not versioned:
+            return self.respond(dialect, 200, dialect.submit_body(task, _drift(task, config)))
+        headers = {"Idempotency-Replayed": "true"} if replayed else None
+        return self.respond(dialect, 202, Apimart.versioned_submit_body(task), headers, versioned=True)
 
     async def status(self, request: web.Request, ctx: _Ctx, dialect: Dialect) -> web.Response:
         state = self.state
@@ -242,16 +296,19 @@ class _Api:
         else:
             task_id = request.match_info["task_id"]
         task = state.store.get(dialect.name, task_id, ctx.api_key)
+        if task is None and dialect is self.toapis:
+            task = state.store.get_by_client_id(dialect.name, task_id, ctx.api_key)
+            if task is not None:
+                state.counters.client_id_lookups += 1
         if task is None:
             return self.error(dialect, "not_found")
         now = state.timebase.now()
         task_state, progress = task.state(now)
         video = None
         if task_state == "completed" and dialect is not self.minimax:
-            video = sign_video_url(state, task.task_id)
-        return self.respond(
-            dialect, 200, dialect.status_body(task, task_state, progress, video, state.config.drift, now)
-        )
+            video = sign_video_url(state, task.task_id, dialect.name)
+        body = dialect.status_body(task, task_state, progress, video, _drift(task, state.config), now)
+        return self.respond(dialect, 200, body, versioned=self.versioned(request, dialect))
 
     async def retrieve(self, request: web.Request, ctx: _Ctx, dialect: Dialect) -> web.Response:
         state = self.state
@@ -261,7 +318,7 @@ class _Api:
         task = state.store.by_file_id.get(int(file_id))
         if task is None or task.api_key != ctx.api_key or task.state(state.timebase.now())[0] != "completed":
             return self.error(dialect, "not_found", "file not found")
-        url, _ = sign_video_url(state, task.task_id)
+        url, _ = sign_video_url(state, task.task_id, dialect.name)
         return self.respond(dialect, 200, self.minimax.retrieve_body(task, url))
 
     async def upload(self, request: web.Request, ctx: _Ctx, dialect: Dialect) -> web.Response:
@@ -298,11 +355,62 @@ class _Api:
         upload_id = f"upload_{self._request_id_prefix[:8]}{len(state.uploads):08x}"
         safe_name = _UNSAFE_FILENAME.sub("_", filename)[-100:] or "upload"
         path = f"/uploads/{upload_id}-{safe_name}" if dialect is self.apimart else f"/uploads/{upload_id}.{extension}"
-        state.uploads[path] = (data, mime)
+        state.uploads[path] = (data, mime, state.wall_now() + state.config.upload_url_ttl(dialect.name))
         url = state.cdn_base + path
         return self.respond(
             dialect, 200, dialect.upload_body(upload_id, url, filename, mime, len(data), state.wall_now())
         )
+
+    # -- apimart discovery (shapes: see :class:`~._providers.Apimart`) -----------------------------------------
+
+    async def models(self, request: web.Request, ctx: _Ctx, dialect: Dialect) -> web.Response:
+        return self.respond(dialect, 200, self.apimart.models_body(self.state.wall_now()))
+
+    def _model(self, request: web.Request, dialect: Dialect) -> ModelSpec | web.Response:
+        name = request.query.get("model", "")
+        if not name:
+            return self.error(dialect, "invalid", "the model query parameter is required")
+        spec = MODELS.get(name)
+        return spec if spec is not None else self.error(dialect, "no_resource", f"model {name!r} not found")
+
+    async def model_docs(self, request: web.Request, ctx: _Ctx, dialect: Dialect) -> web.Response:
+        spec = self._model(request, dialect)
+        if isinstance(spec, web.Response):
+            return spec
+        return self.respond(dialect, 200, self.apimart.docs_body(spec, self.state.wall_now()))
+
+    async def model_schema(self, request: web.Request, ctx: _Ctx, dialect: Dialect) -> web.Response:
+        spec = self._model(request, dialect)
+        if isinstance(spec, web.Response):
+            return spec
+        operation = request.query.get("operation", "video_generation")
+        if operation != "video_generation":
+            message = f"{spec.name} supports only the video_generation operation, not {operation!r}"
+            return self.error(dialect, "invalid", message)
+        return self.respond(dialect, 200, self.apimart.schema_body(spec))
+
+    # -- paths no route serves ---------------------------------------------------------------------------------
+
+    @web.middleware
+    async def unknown_routes(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Turn the router's plain-text 404 / 405 under a provider's prefix into that provider's error envelope."""
+        try:
+            return await handler(request)
+        except web.HTTPException as exc:
+            prefix, _, rest = request.path.lstrip("/").partition("/")
+            dialect = {"apimart": self.apimart, "toapis": self.toapis, "minimax": self.minimax}.get(prefix)
+            if dialect is None or exc.status not in (404, 405):
+                raise
+            counters = self.state.counters
+            counters.requests_by_route[f"{dialect.name}.unknown"] += 1
+            described = f"{request.method} /{rest}"
+            if exc.status == 404:
+                response = self.error(dialect, "no_resource", f"no route for {described}")
+            else:
+                allow = exc.headers.get("Allow", "")
+                response = self.error(dialect, "bad_method", f"method not allowed: {described}", {"Allow": allow})
+            counters.responses_by_status[response.status] += 1
+            return response
 
     # -- /_sim control endpoints -------------------------------------------------------------------------------
 
@@ -332,12 +440,15 @@ class _Api:
 def build_api_app(state: SimState) -> web.Application:
     api = _Api(state)
     # Large enough for a MiniMax submit with two base64 frames; aiohttp answers 413 beyond it.
-    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[api.unknown_routes])
     add = app.router.add_route
     for dialect, prefix in ((api.apimart, "/apimart"), (api.toapis, "/toapis")):
         add("POST", f"{prefix}/v1/videos/generations", api.route(dialect, "submit", api.submit))
         add("POST", f"{prefix}/v1/uploads/images", api.route(dialect, "upload", api.upload))
     add("GET", "/apimart/v1/tasks/{task_id}", api.route(api.apimart, "status", api.status))
+    add("GET", "/apimart/v1/models", api.route(api.apimart, "discovery", api.models, "models"))
+    add("GET", "/apimart/v1/model-docs", api.route(api.apimart, "discovery", api.model_docs, "model_docs"))
+    add("GET", "/apimart/v1/model-schema", api.route(api.apimart, "discovery", api.model_schema, "model_schema"))
     add("GET", "/toapis/v1/videos/generations/{task_id}", api.route(api.toapis, "status", api.status))
     add("POST", "/minimax/v1/video_generation", api.route(api.minimax, "submit", api.submit))
     add("GET", "/minimax/v1/query/video_generation", api.route(api.minimax, "status", api.status))

@@ -1,4 +1,4 @@
-"""The CDN app (its own port, so its own origin): signed, expiring MP4 URLs, uploaded images, Range requests.
+"""The CDN app (its own port, so its own origin): signed, expiring MP4 URLs, expiring uploads, Range requests.
 
 Every video is a small valid ISO-BMFF file: an ``ftyp`` box at offset 0, a ``free`` box naming the task, then an
 ``mdat`` box whose payload is derived from the task id, so each video is byte-distinct and reproducible.
@@ -42,9 +42,9 @@ def _signature(secret: bytes, task_id: str, exp: int) -> str:
     return hmac.new(secret, f"{task_id}:{exp}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
-def sign_video_url(state: SimState, task_id: str) -> tuple[str, int]:
-    """A fresh signed URL for a finished video and its expiry (unix seconds)."""
-    exp = math.ceil(state.wall_now() + state.config.url_ttl)
+def sign_video_url(state: SimState, task_id: str, provider: str) -> tuple[str, int]:
+    """A fresh signed URL for a finished video and its expiry (unix seconds), valid for ``provider``'s lifetime."""
+    exp = math.ceil(state.wall_now() + state.config.video_url_ttl(provider))
     return (
         f"{state.cdn_base}/videos/{task_id}.mp4?exp={exp}&sig={_signature(state.secret, task_id, exp)}",
         exp,
@@ -163,7 +163,10 @@ class _Cdn:
         stored = self.state.uploads.get(request.path)
         if stored is None:
             return web.Response(status=404, text="not found")
-        return await self._send(request, stored[0], stored[1])
+        data, content_type, expires = stored
+        if self.state.wall_now() > expires:
+            return web.Response(status=403, text="URL expired")
+        return await self._send(request, data, content_type)
 
     async def other(self, request: web.Request) -> web.StreamResponse:
         self._count(request, "cdn.other")

@@ -14,9 +14,51 @@ from typing import Any, Literal
 
 import msgspec
 
-__all__ = ["FaultRoute", "Faults", "GenerationTimes", "RateLimit", "SimulatorConfig"]
+__all__ = [
+    "APIMART_URL_TTL",
+    "DRIFT_SHAPES",
+    "MINIMAX_URL_TTL",
+    "TOAPIS_URL_TTL",
+    "DriftShape",
+    "FaultRoute",
+    "Faults",
+    "GenerationTimes",
+    "RateLimit",
+    "SimulatorConfig",
+]
 
-FaultRoute = Literal["submit", "status", "retrieve", "upload", "cdn"]
+FaultRoute = Literal["submit", "status", "retrieve", "upload", "discovery", "cdn"]
+
+# How long each provider's result (video) and upload URLs stay valid, in seconds.
+APIMART_URL_TTL = 72 * 3600.0  # apimart's own client (MEDIA_URL_TTL_HOURS = 72) and its upload page: 72 hours
+TOAPIS_URL_TTL = 24 * 3600.0  # toapis: "Generated video URLs are valid for 24 hours" (upload lifetime undocumented)
+MINIMAX_URL_TTL = 9 * 3600.0  # MiniMax download_url: undocumented; its other file URLs are documented at 9 hours
+_URL_TTLS = {"apimart": APIMART_URL_TTL, "toapis": TOAPIS_URL_TTL, "minimax": MINIMAX_URL_TTL}
+
+DriftShape = Literal[
+    "apimart_submitted",
+    "apimart_in_progress",
+    "apimart_url_string",
+    "toapis_pending",
+    "toapis_submitted",
+    "toapis_result_url",
+    "minimax_numeric_file_id",
+]
+
+# Sources, by section of the project's provider wire reference: apimart A.3 ("Status-word drift", the `url`
+# variant), toapis B.3 (the status table, the `pending` submit, the `result.url` variant), MiniMax C.4 (numeric
+# file ids) and its "Where the video URL sits" table.
+DRIFT_SHAPES: dict[DriftShape, str] = {
+    "apimart_submitted": "queued tasks say `submitted`, not `pending` (some apimart model pages)",
+    "apimart_in_progress": "running tasks say `in_progress`, not `processing` (apimart's gpt-image-2-official page)",
+    "apimart_url_string": "`result.videos[0].url` is a string, not an array (an old apimart sora page)",
+    "toapis_pending": "the submit answer says `pending`, not `queued` (a third-party test of toapis)",
+    "toapis_submitted": "queued tasks say `submitted`, not `queued` (toapis' status table lists it)",
+    "toapis_result_url": "the video is at `result.url`, not `result.data[0].url` (toapis' own code samples)",
+    "minimax_numeric_file_id": "the query's `file_id` is a JSON number, not a string (MiniMax file ids are int64)",
+}
+"""The drift shapes ``SimulatorConfig.drift`` can switch on: what each changes and where it was seen. Shapes no
+document or public client shows are not simulated."""
 
 _API_ROUTES: frozenset[FaultRoute] = frozenset({"submit", "status", "retrieve", "upload"})
 _MIN_VIDEO_BYTES = 128
@@ -76,9 +118,9 @@ class Faults(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     """Injected faults. Probabilities are per request, in ``[0, 1]``; all are off by default.
 
     ``error_5xx``, ``drop``, ``malformed`` and ``latency`` apply to the route kinds listed in ``routes`` (by default
-    every API route: submit, status, retrieve, upload; add ``"cdn"`` to hit the CDN too; ``malformed`` never applies
-    to the CDN). ``submit_then_drop`` applies to submits only and ``cdn_truncate`` to CDN video downloads only,
-    whatever ``routes`` says.
+    submit, status, retrieve and upload; add ``"discovery"`` for apimart's model routes and ``"cdn"`` to hit the CDN
+    too; ``malformed`` never applies to the CDN). ``submit_then_drop`` applies to submits only and ``cdn_truncate``
+    to CDN video downloads only, whatever ``routes`` says.
 
     - ``error_5xx``: answer 500, 502 or 503 with the provider's error body, before doing anything else.
     - ``drop``: close the connection without answering, before doing anything else.
@@ -113,7 +155,11 @@ class SimulatorConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     - ``seed``: seeds every random draw (generation times, failures, drift, faults) for reproducible runs.
     - ``generation``: the distribution of a task's total time; ``queue_fraction`` of it is spent queued.
     - ``estimated_time_error``: relative noise of apimart's ``estimated_time`` (whole seconds, >= 1).
-    - ``url_ttl``: seconds a signed video URL stays valid (each status poll signs a fresh one).
+    - ``url_ttl``: seconds a signed video URL stays valid (each status poll signs a fresh one); None: each provider's
+      documented lifetime (:data:`APIMART_URL_TTL` 72 h, :data:`TOAPIS_URL_TTL` 24 h, :data:`MINIMAX_URL_TTL` 9 h).
+    - ``upload_ttl``: seconds an uploaded image's URL stays valid (fixed at upload); None: the provider's lifetime.
+    - ``submit_delay``: seconds a submit spends being processed before its task exists. Meanwhile apimart answers
+      another submit with the same ``Idempotency-Key`` 409 ``idempotency_in_progress`` (``Retry-After: 1``).
     - ``failure_rate``: probability that a task fails with a content-policy error.
     - ``video_bytes``: size of each MP4 (fixed per task when it is created).
     - ``faults``: see :class:`Faults`. ``rate_limit``: a token bucket per provider and API key (None: no limit).
@@ -121,7 +167,8 @@ class SimulatorConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     - ``keys``: the accepted API keys (None: any non-empty bearer token).
     - ``credits``: tasks each API key may create (None: unlimited).
     - ``idempotency``: apimart honours ``Idempotency-Key``.
-    - ``drift``: about half of the tasks answer the providers' other documented response shapes.
+    - ``drift``: ``True`` (every shape), ``False``, or a set of :data:`DRIFT_SHAPES` names (each one's entry says what
+      it changes and its source); about half of the tasks (a seeded per-task draw) answer in every enabled shape.
 
     Every field except ``host``/``port``/``cdn_port``/``seed`` takes effect on the next request after a change.
     """
@@ -133,7 +180,9 @@ class SimulatorConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     generation: GenerationTimes = GenerationTimes()
     queue_fraction: float = 0.15
     estimated_time_error: float = 0.3
-    url_ttl: float = 86400.0
+    url_ttl: float | None = None
+    upload_ttl: float | None = None
+    submit_delay: float = 0.0
     failure_rate: float = 0.0
     video_bytes: int = 65536
     faults: Faults = Faults()
@@ -142,14 +191,21 @@ class SimulatorConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     keys: tuple[str, ...] | None = None
     credits: int | None = None
     idempotency: bool = True
-    drift: bool = False
+    drift: bool | frozenset[DriftShape] = False
 
     def __post_init__(self) -> None:
         _check_probability("queue_fraction", self.queue_fraction)
         _check_probability("failure_rate", self.failure_rate)
         _check_non_negative("estimated_time_error", self.estimated_time_error)
-        if not (self.url_ttl > 0 and math.isfinite(self.url_ttl)):
-            raise ValueError(f"url_ttl must be > 0, got {self.url_ttl!r}")
+        _check_non_negative("submit_delay", self.submit_delay)
+        for name in ("url_ttl", "upload_ttl"):
+            ttl = getattr(self, name)
+            if ttl is not None and not (ttl > 0 and math.isfinite(ttl)):
+                raise ValueError(f"{name} must be > 0 (or null for the provider's own), got {ttl!r}")
+        if not isinstance(self.drift, bool):
+            unknown = sorted(set(self.drift) - DRIFT_SHAPES.keys())
+            if unknown:
+                raise ValueError(f"unknown drift shape(s) {unknown}; known: {sorted(DRIFT_SHAPES)}")
         if self.video_bytes < _MIN_VIDEO_BYTES:
             raise ValueError(f"video_bytes must be >= {_MIN_VIDEO_BYTES}, got {self.video_bytes!r}")
         if self.credits is not None and self.credits < 0:
@@ -157,6 +213,20 @@ class SimulatorConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
         for port in (self.port, self.cdn_port):
             if not 0 <= port <= 65535:
                 raise ValueError(f"invalid port {port!r}")
+
+    def video_url_ttl(self, provider: str) -> float:
+        """Seconds a video URL of ``provider`` stays valid: ``url_ttl``, else the provider's documented lifetime."""
+        return self.url_ttl if self.url_ttl is not None else _URL_TTLS[provider]
+
+    def upload_url_ttl(self, provider: str) -> float:
+        """Seconds an uploaded image URL of ``provider`` stays valid: ``upload_ttl``, else the provider's."""
+        return self.upload_ttl if self.upload_ttl is not None else _URL_TTLS[provider]
+
+    def drift_shapes(self) -> frozenset[DriftShape]:
+        """The enabled drift shapes (``drift=True`` enables them all)."""
+        if self.drift is True:
+            return _ALL_DRIFT
+        return self.drift or frozenset()
 
     @classmethod
     def from_json(cls, data: bytes | str | dict[str, Any]) -> SimulatorConfig:
@@ -173,3 +243,6 @@ class SimulatorConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     def to_json(self) -> bytes:
         """Encode as JSON (the inverse of :meth:`from_json`)."""
         return msgspec.json.encode(self, order="deterministic")
+
+
+_ALL_DRIFT: frozenset[DriftShape] = frozenset(DRIFT_SHAPES)

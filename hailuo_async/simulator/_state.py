@@ -41,6 +41,7 @@ Outcome = Literal["success", "fail", "hang"]
 
 _MARKER = re.compile(r"\{\{sim:([a-z_]+)(?:=([^}]*))?\}\}")
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 
 class Markers(msgspec.Struct, frozen=True):
@@ -83,10 +84,12 @@ class SimTask(msgspec.Struct, frozen=True, kw_only=True):
 
     provider: str
     task_id: str
+    model: str
     prompt: str
     request: dict[str, Any]
     api_key: str
     idempotency_key: str | None
+    client_business_id: str | None  # toapis only
     created_at: float
     ready_at: float | None  # None for a task that hangs
     generation_time: float
@@ -102,6 +105,7 @@ class SimulatorStats(msgspec.Struct, frozen=True, kw_only=True):
     tasks_created: int
     tasks_created_by_prompt: dict[str, int]
     idempotent_replays: int
+    client_id_lookups: int
     requests_by_route: dict[str, int]
     responses_by_status: dict[int, int]
     rate_limited: int
@@ -119,6 +123,7 @@ class Counters:
         self.tasks_created = 0
         self.tasks_created_by_prompt: defaultdict[str, int] = defaultdict(int)
         self.idempotent_replays = 0
+        self.client_id_lookups = 0  # toapis status requests answered by a client_business_id
         self.requests_by_route: defaultdict[str, int] = defaultdict(int)
         self.responses_by_status: defaultdict[int, int] = defaultdict(int)
         self.rate_limited = 0
@@ -133,6 +138,7 @@ class Counters:
             tasks_created=self.tasks_created,
             tasks_created_by_prompt=dict(self.tasks_created_by_prompt),
             idempotent_replays=self.idempotent_replays,
+            client_id_lookups=self.client_id_lookups,
             requests_by_route=dict(self.requests_by_route),
             responses_by_status=dict(self.responses_by_status),
             rate_limited=self.rate_limited,
@@ -173,12 +179,14 @@ class Task:
     __slots__ = (
         "alt",
         "api_key",
+        "client_business_id",
         "created",
         "created_wall",
         "estimated_time",
         "file_id",
         "gen_time",
         "idempotency_key",
+        "model",
         "outcome",
         "prompt",
         "provider",
@@ -194,10 +202,12 @@ class Task:
         *,
         provider: Provider,
         task_id: str,
+        model: str,
         prompt: str,
         request: dict[str, Any],
         api_key: str,
         idempotency_key: str | None,
+        client_business_id: str | None,
         created: float,
         created_wall: float,
         gen_time: float,
@@ -211,10 +221,12 @@ class Task:
     ) -> None:
         self.provider = provider
         self.task_id = task_id
+        self.model = model
         self.prompt = prompt
         self.request = request
         self.api_key = api_key
         self.idempotency_key = idempotency_key
+        self.client_business_id = client_business_id
         self.created = created
         self.created_wall = created_wall
         self.gen_time = gen_time
@@ -224,7 +236,7 @@ class Task:
         self.resolution = resolution
         self.file_id = file_id
         self.video_bytes = video_bytes
-        # With ``drift`` on, the tasks with ``alt`` set (about half) answer the providers' other documented shapes.
+        # With ``drift`` on, the tasks with ``alt`` set (about half) answer in the enabled drift shapes.
         self.alt = alt
 
     def state(self, now: float) -> tuple[TaskState, int]:
@@ -243,10 +255,12 @@ class Task:
         return SimTask(
             provider=self.provider,
             task_id=self.task_id,
+            model=self.model,
             prompt=self.prompt,
             request=dict(self.request),
             api_key=self.api_key,
             idempotency_key=self.idempotency_key,
+            client_business_id=self.client_business_id,
             created_at=self.created_wall,
             ready_at=None if self.outcome == "hang" else self.created_wall + self.gen_time,
             generation_time=self.gen_time,
@@ -257,7 +271,7 @@ class Task:
 
 
 class TaskStore:
-    """All tasks by id (and MiniMax file id), the idempotency table and credit use per key."""
+    """All tasks by id (and MiniMax file id, and toapis client id), the idempotency tables and credit use per key."""
 
     def __init__(self, seed: int, timebase: Timebase) -> None:
         self.timebase = timebase
@@ -265,6 +279,10 @@ class TaskStore:
         self.by_file_id: dict[int, Task] = {}
         # (provider, api key, idempotency key) -> (canonical request body, task)
         self.idempotency: dict[tuple[str, str, str], tuple[bytes, Task]] = {}
+        # The same keys while their first submit is still being processed (``submit_delay``).
+        self.idempotency_pending: set[tuple[str, str, str]] = set()
+        # (provider, api key, client_business_id) -> the most recent task submitted with it
+        self.by_client_id: dict[tuple[str, str, str], Task] = {}
         self.credits_used: defaultdict[str, int] = defaultdict(int)
         self._per_prompt: defaultdict[tuple[str, str], int] = defaultdict(int)
         self._ids = random.Random(f"ids|{seed}")
@@ -276,6 +294,10 @@ class TaskStore:
             return None
         return task
 
+    def get_by_client_id(self, provider: str, client_id: str, api_key: str) -> Task | None:
+        """The most recent task ``api_key`` submitted to ``provider`` with this ``client_business_id``."""
+        return self.by_client_id.get((provider, api_key, client_id))
+
     def credits_left(self, api_key: str, credits: int | None) -> bool:
         return credits is None or self.credits_used[api_key] < credits
 
@@ -283,14 +305,19 @@ class TaskStore:
         self,
         *,
         provider: Provider,
+        model: str,
         prompt: str,
         request: dict[str, Any],
         api_key: str,
         idempotency_key: str | None,
+        client_business_id: str | None,
         resolution: str,
         markers: Markers,
         config: SimulatorConfig,
+        unified_id: bool = False,
     ) -> Task:
+        """Create a task. ``unified_id``: an apimart id in the newer ``task-unified-<unix>-<8 chars>`` form (the
+        status page's example id) instead of ``task_<ULID>``."""
         # Per-task randomness depends on (seed, provider, prompt, n-th such prompt), not on arrival order, so
         # concurrent submits of distinct prompts are reproducible.
         key = (provider, prompt)
@@ -308,11 +335,13 @@ class TaskStore:
         now = self.timebase.now()
         task = Task(
             provider=provider,
-            task_id=self._new_task_id(provider),
+            task_id=self._new_task_id(provider, unified_id),
+            model=model,
             prompt=prompt,
             request=request,
             api_key=api_key,
             idempotency_key=idempotency_key,
+            client_business_id=client_business_id,
             created=now,
             created_wall=self.timebase.wall(now),
             gen_time=gen_time,
@@ -327,13 +356,18 @@ class TaskStore:
         self.tasks[task.task_id] = task
         if task.file_id is not None:
             self.by_file_id[task.file_id] = task
+        if client_business_id is not None:
+            self.by_client_id[(provider, api_key, client_business_id)] = task
         self.credits_used[api_key] += 1
         return task
 
-    def _new_task_id(self, provider: str) -> str:
+    def _new_task_id(self, provider: str, unified: bool) -> str:
         while True:
             if provider == "minimax":
                 task_id = str(self._ids.randrange(10**14, 10**15))
+            elif unified:
+                suffix = "".join(self._ids.choice(_BASE36) for _ in range(8))
+                task_id = f"task-unified-{int(self.timebase.wall(self.timebase.now()))}-{suffix}"
             else:
                 millis = int(self.timebase.wall(self.timebase.now()) * 1000) & ((1 << 48) - 1)
                 value = (millis << 80) | self._ids.getrandbits(80)
@@ -381,7 +415,7 @@ class SimState:
         self.buckets = TokenBuckets(self.timebase.clock)
         self.counters = Counters()
         self.fault_rng = random.Random(f"faults|{config.seed}")
-        self.uploads: dict[str, tuple[bytes, str]] = {}  # CDN path -> (bytes, content type)
+        self.uploads: dict[str, tuple[bytes, str, float]] = {}  # CDN path -> (bytes, content type, unix expiry)
         self.seen_keys: set[str] = set()  # every bearer token seen on the API port
         self.secret = os.urandom(16)  # signs CDN video URLs
         self.cdn_base = ""  # set once the CDN site is bound

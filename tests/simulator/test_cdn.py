@@ -5,8 +5,9 @@ from __future__ import annotations
 import io
 import logging
 import struct
+import time
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import anyio
@@ -254,3 +255,79 @@ async def test_upload_errors(sim: Simulator, http: aiohttp.ClientSession) -> Non
         assert (await response.json())["error"]["code"] == 413
     async with http.post(apimart, data=form(png_bytes())) as response:
         assert response.status == 401
+
+
+# -- documented lifetimes ---------------------------------------------------------------------------------------
+
+
+async def submit_on(http: aiohttp.ClientSession, sim: Simulator, provider: str) -> str:
+    """Submit a task to ``provider``; returns its id."""
+    body = {"model": MODEL, "prompt": "lifetime"}
+    path = "/v1/video_generation" if provider == "minimax" else "/v1/videos/generations"
+    async with http.post(getattr(sim.urls, provider) + path, json=body, headers=AUTH) as response:
+        answer = await response.json()
+    if provider == "apimart":
+        return str(answer["data"][0]["task_id"])
+    return str(answer["id"] if provider == "toapis" else answer["task_id"])
+
+
+async def finished_url(http: aiohttp.ClientSession, sim: Simulator, provider: str, task_id: str) -> tuple[str, int]:
+    """A finished task's video URL and its expiry (unix seconds), as ``provider`` gives them."""
+    if provider == "apimart":
+        async with http.get(f"{sim.urls.apimart}/v1/tasks/{task_id}", headers=AUTH) as response:
+            video = (await response.json())["data"]["result"]["videos"][0]
+        return str(video["url"][0]), int(video["expires_at"])
+    if provider == "toapis":
+        async with http.get(f"{sim.urls.toapis}/v1/videos/generations/{task_id}", headers=AUTH) as response:
+            task = await response.json()
+        return str(task["result"]["data"][0]["url"]), int(task["expires_at"])
+    file_id = sim.task(task_id).file_id
+    url = f"{sim.urls.minimax}/v1/files/retrieve"
+    async with http.get(url, params={"file_id": str(file_id)}, headers=AUTH) as response:
+        download_url = str((await response.json())["file"]["download_url"])
+    return download_url, int(parse_qs(urlsplit(download_url).query)["exp"][0])
+
+
+@pytest.mark.parametrize(("provider", "hours"), [("apimart", 72), ("toapis", 24), ("minimax", 9)])
+async def test_video_urls_live_as_long_as_each_provider_documents(
+    clocked: tuple[Simulator, list[float]], http: aiohttp.ClientSession, provider: str, hours: int
+) -> None:
+    sim, now = clocked
+    task_id = await submit_on(http, sim, provider)
+    now[0] += 10
+    url, expires_at = await finished_url(http, sim, provider, task_id)
+    assert expires_at - time.time() == pytest.approx(hours * 3600 + 10, abs=5)
+    now[0] += hours * 3600 - 30
+    async with http.get(url) as response:
+        assert response.status == 200
+    now[0] += 60
+    async with http.get(url) as response:
+        assert response.status == 403
+        assert "expired" in await response.text()
+
+
+@pytest.mark.parametrize(("provider", "hours"), [("apimart", 72), ("toapis", 24)])
+async def test_upload_urls_expire(
+    clocked: tuple[Simulator, list[float]], http: aiohttp.ClientSession, provider: str, hours: int
+) -> None:
+    sim, now = clocked
+    image = png_bytes()
+    base: str = getattr(sim.urls, provider)
+    async with http.post(f"{base}/v1/uploads/images", data=form(image), headers=AUTH) as response:
+        answer = await response.json()
+    url = answer["url"] if provider == "apimart" else answer["data"]["url"]
+    now[0] += hours * 3600 - 30
+    async with http.get(url) as response:
+        assert await response.read() == image
+    now[0] += 60
+    async with http.get(url) as response:
+        assert response.status == 403
+        assert "expired" in await response.text()
+
+    sim.update_config(upload_ttl=5.0)  # fixed when uploaded: only later uploads get the new lifetime
+    async with http.post(f"{base}/v1/uploads/images", data=form(image), headers=AUTH) as response:
+        answer = await response.json()
+    short = answer["url"] if provider == "apimart" else answer["data"]["url"]
+    now[0] += 6
+    async with http.get(short) as response:
+        assert response.status == 403

@@ -73,6 +73,26 @@ def test_arguments_override_the_config(tmp_path: Path) -> None:
     assert (config.host, config.port) == ("127.0.0.2", 0)
 
 
+def test_drift_and_submit_delay_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    parser = argparse.ArgumentParser()
+    build_arg_parser(parser)
+    config = config_from_args(
+        parser.parse_args(["--config", '{"drift": true}', "--drift", "toapis_pending, apimart_url_string"])
+    )
+    assert config.drift == frozenset({"toapis_pending", "apimart_url_string"})
+    assert config.drift_shapes() == {"toapis_pending", "apimart_url_string"}
+    assert config_from_args(parser.parse_args(["--drift", "all"])).drift is True
+    assert config_from_args(parser.parse_args(["--config", '{"drift": true}', "--drift", "none"])).drift is False
+    config = config_from_args(parser.parse_args(["--submit-delay", "0.5"]))
+    assert (config.submit_delay, config.drift) == (0.5, False)
+    for bad in (["--drift", "apimart_url_string,made_up"], ["--submit-delay", "-1"], ["--submit-delay", "inf"]):
+        with pytest.raises(SystemExit) as exit_info:
+            parser.parse_args(bad)
+        assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert "made_up" in error and "minimax_numeric_file_id" in error
+
+
 def test_bad_config_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["--config", '{"failure_rate": 9}'])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import get_args
 
 import aiohttp
 import anyio
@@ -19,6 +20,7 @@ from hailuo_async.simulator import (
     SimulatorConfig,
     SimulatorStats,
 )
+from hailuo_async.simulator._config import DriftShape
 
 pytestmark = pytest.mark.anyio
 
@@ -156,6 +158,13 @@ def test_config_loading(tmp_path: Path) -> None:
     path = tmp_path / "sim.json"
     path.write_bytes(config.to_json())
     assert SimulatorConfig.from_file(path) == config
+    drifting = SimulatorConfig.from_json('{"drift": ["toapis_result_url"], "url_ttl": null, "upload_ttl": 60}')
+    assert (drifting.drift, drifting.url_ttl, drifting.upload_ttl) == (frozenset({"toapis_result_url"}), None, 60)
+    assert SimulatorConfig.from_json(drifting.to_json()) == drifting
+    assert SimulatorConfig(drift=True).drift_shapes() == set(simulator_module.DRIFT_SHAPES)
+    assert SimulatorConfig(drift=False).drift_shapes() == frozenset()
+    with pytest.raises(ValueError, match="unknown drift shape"):
+        SimulatorConfig(drift=frozenset({"toapis_result_type_video"}))  # type: ignore[arg-type]
     for bad in (
         '{"unknown": 1}',
         '{"failure_rate": 1.5}',
@@ -164,6 +173,10 @@ def test_config_loading(tmp_path: Path) -> None:
         '{"faults": {"routes": ["submit", "nope"]}}',
         '{"generation": {"min": 5, "max": 1}}',
         '{"rate_limit": {"rate": 0}}',
+        '{"drift": ["made_up"]}',
+        '{"url_ttl": 0}',
+        '{"upload_ttl": -1}',
+        '{"submit_delay": -0.5}',
     ):
         with pytest.raises(msgspec.ValidationError):
             SimulatorConfig.from_json(bad)
@@ -175,7 +188,20 @@ def test_defaults() -> None:
     config = SimulatorConfig()
     assert (config.host, config.port, config.cdn_port, config.seed) == ("127.0.0.1", 0, 0, 0)
     assert config.generation == GenerationTimes(kind="lognormal", median=3.0, sigma=0.35, min=0.5, max=10.0)
-    assert (config.queue_fraction, config.estimated_time_error, config.url_ttl) == (0.15, 0.3, 86400.0)
+    assert (config.queue_fraction, config.estimated_time_error, config.url_ttl, config.upload_ttl) == (
+        0.15,
+        0.3,
+        None,
+        None,
+    )
+    assert (config.video_url_ttl("apimart"), config.video_url_ttl("toapis"), config.video_url_ttl("minimax")) == (
+        72 * 3600,
+        24 * 3600,
+        9 * 3600,
+    )
+    assert config.upload_url_ttl("apimart") == 72 * 3600
+    assert config.upload_url_ttl("toapis") == 24 * 3600
+    assert config.submit_delay == 0.0
     assert (config.failure_rate, config.video_bytes) == (0.0, 65536)
     assert config.faults == Faults()
     assert config.faults.routes == frozenset({"submit", "status", "retrieve", "upload"})
@@ -187,7 +213,11 @@ def test_public_api() -> None:
     exported = simulator_module.__all__
     assert exported == sorted(exported)
     for name in exported:
-        assert getattr(simulator_module, name).__module__.startswith("hailuo_async.simulator")
+        value = getattr(simulator_module, name)
+        if isinstance(value, type):
+            assert value.__module__.startswith("hailuo_async.simulator")
+    # Every name the config accepts is described (with its source), and nothing else is.
+    assert set(simulator_module.DRIFT_SHAPES) == set(get_args(DriftShape))
     assert {"Simulator", "SimulatorConfig", "Faults", "RateLimit", "GenerationTimes", "SimulatorStats", "SimTask"} <= (
         set(exported)
     )

@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from hailuo_async.simulator import Faults, RateLimit, Simulator
+from hailuo_async.simulator import DRIFT_SHAPES, Faults, RateLimit, Simulator
 
 pytestmark = pytest.mark.anyio
 
@@ -245,44 +245,80 @@ async def test_credits(sim: Simulator, http: aiohttp.ClientSession, provider: st
     assert sim.stats().tasks_created == 3
 
 
-async def test_drift_shapes(clocked: tuple[Simulator, list[float]], http: aiohttp.ClientSession) -> None:
-    sim, now = clocked
-    sim.update_config(drift=True)
+# What each drift shape changes, as (main shape, drifted shape) of one observable.
+DRIFTS: dict[str, tuple[str, str]] = {
+    "toapis_pending": ("queued", "pending"),  # toapis submit answer's status
+    "apimart_submitted": ("pending", "submitted"),  # apimart status while queued
+    "toapis_submitted": ("queued", "submitted"),  # toapis status while queued
+    "apimart_in_progress": ("processing", "in_progress"),  # apimart status while running
+    "apimart_url_string": ("list", "str"),  # type of apimart's result.videos[0].url
+    "toapis_result_url": ("data", "url"),  # where toapis' result puts the URL
+    "minimax_numeric_file_id": ("str", "int"),  # type of MiniMax's file_id in the query
+}
+
+
+async def observe_drift(http: aiohttp.ClientSession, sim: Simulator, now: list[float]) -> dict[str, set[str]]:
+    """Run 16 tasks per provider through their lifecycle on the fake clock and collect every observable."""
+    seen: dict[str, set[str]] = {name: set() for name in DRIFTS}
     ids: dict[str, list[str]] = {provider: [] for provider in PROVIDERS}
-    toapis_submit_words = set()
     for n in range(16):
         for provider in PROVIDERS:
             _, answer, _ = await submit(http, sim, provider, f"drift {n}")
             ids[provider].append(task_id_of(provider, answer))
             if provider == "toapis":
-                toapis_submit_words.add(answer["status"])
-    assert toapis_submit_words == {"queued", "pending"}
+                seen["toapis_pending"].add(answer["status"])
 
-    queued: dict[str, set[str]] = {provider: set() for provider in PROVIDERS}
-    for provider in ("apimart", "toapis"):
-        for task_id in ids[provider]:
-            _, answer, _ = await get_status(http, sim, provider, task_id)
-            queued[provider].add(answer["data"]["status"] if provider == "apimart" else answer["status"])
-    assert queued["apimart"] == {"pending", "submitted"}
-    assert queued["toapis"] == {"queued", "submitted"}
+    async def statuses(provider: str) -> list[Any]:
+        return [(await get_status(http, sim, provider, task_id))[1] for task_id in ids[provider]]
 
+    seen["apimart_submitted"] |= {answer["data"]["status"] for answer in await statuses("apimart")}
+    seen["toapis_submitted"] |= {answer["status"] for answer in await statuses("toapis")}
     now[0] += 5
-    _, running, _ = await get_status(http, sim, "apimart", ids["apimart"][0])
-    assert running["data"]["status"] in {"processing", "in_progress"}
-
+    seen["apimart_in_progress"] |= {answer["data"]["status"] for answer in await statuses("apimart")}
     now[0] += 10
-    url_types = set()
-    for task_id in ids["apimart"]:
+    for answer in await statuses("apimart"):
+        seen["apimart_url_string"].add(type(answer["data"]["result"]["videos"][0]["url"]).__name__)
+    for answer in await statuses("toapis"):
+        seen["toapis_result_url"].add("url" if "url" in answer["result"] else "data")
+    seen["minimax_numeric_file_id"] |= {type(answer["file_id"]).__name__ for answer in await statuses("minimax")}
+    return seen
+
+
+def test_every_drift_shape_is_exercised() -> None:
+    assert set(DRIFTS) == set(DRIFT_SHAPES)
+
+
+@pytest.mark.parametrize("drift", [False, True, *sorted(DRIFTS)])
+async def test_each_drift_shape_switches_on_alone(
+    clocked: tuple[Simulator, list[float]], http: aiohttp.ClientSession, drift: bool | str
+) -> None:
+    sim, now = clocked
+    enabled = set(DRIFTS) if drift is True else {drift} if isinstance(drift, str) else set()
+    sim.update_config(drift=drift if isinstance(drift, bool) else frozenset({drift}))
+    seen = await observe_drift(http, sim, now)
+    # A drifted shape shows on about half of the tasks; every other observable keeps its main shape.
+    assert seen == {name: {main, alt} if name in enabled else {main} for name, (main, alt) in DRIFTS.items()}
+
+
+async def test_drifted_tasks_still_download(
+    clocked: tuple[Simulator, list[float]], http: aiohttp.ClientSession
+) -> None:
+    sim, now = clocked
+    sim.update_config(drift=frozenset({"apimart_url_string", "toapis_result_url"}))
+    apimart_ids: list[str] = []
+    toapis_ids: list[str] = []
+    for n in range(6):
+        for provider in ("apimart", "toapis"):
+            _, answer, _ = await submit(http, sim, provider, f"download {n}")
+            (apimart_ids if provider == "apimart" else toapis_ids).append(task_id_of(provider, answer))
+    now[0] += 11
+    for task_id in apimart_ids:
         _, answer, _ = await get_status(http, sim, "apimart", task_id)
-        url_types.add(type(answer["data"]["result"]["videos"][0]["url"]))
-    assert url_types == {str, list}
-    result_keys = set()
-    for task_id in ids["toapis"]:
+        url = answer["data"]["result"]["videos"][0]["url"]
+        async with http.get(url if isinstance(url, str) else url[0]) as response:
+            assert response.status == 200
+    for task_id in toapis_ids:
         _, answer, _ = await get_status(http, sim, "toapis", task_id)
-        result_keys.add("url" if "url" in answer["result"] else "data")
-    assert result_keys == {"url", "data"}
-    file_id_types = set()
-    for task_id in ids["minimax"]:
-        _, answer, _ = await get_status(http, sim, "minimax", task_id)
-        file_id_types.add(type(answer["file_id"]))
-    assert file_id_types == {str, int}
+        result = answer["result"]
+        async with http.get(result["url"] if "url" in result else result["data"][0]["url"]) as response:
+            assert response.status == 200

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 import aiohttp
 import anyio
 import pytest
 
-from hailuo_async.simulator import Simulator
+from hailuo_async.simulator import Faults, Simulator
 
 pytestmark = pytest.mark.anyio
 
@@ -60,7 +61,7 @@ async def test_submit_shape_and_lifecycle_to_download(sim: Simulator, http: aioh
     assert task["progress"] == 100
     assert task["object"] == "generation.task"
     assert task["completed_at"] >= task["created_at"]
-    assert task["expires_at"] >= task["completed_at"] + 86400 - 1
+    assert task["expires_at"] - time.time() == pytest.approx(24 * 3600, abs=5)  # toapis: 24 h
     assert task["result"]["type"] == "video"
     [video] = task["result"]["data"]
     assert video["format"] == "mp4"
@@ -171,3 +172,89 @@ async def test_reject_marker(sim: Simulator, http: aiohttp.ClientSession) -> Non
     assert code == 422
     assert error["error"]["type"] == "content_policy_violation"
     assert sim.stats().tasks_created == 0
+
+
+# -- client_business_id: finding a task whose submit answer was lost ------------------------------------------
+
+
+async def status_as(http: aiohttp.ClientSession, sim: Simulator, ref: str, key: str) -> tuple[int, Any]:
+    headers = {"Authorization": f"Bearer {key}"}
+    async with http.get(f"{sim.urls.toapis}/v1/videos/generations/{ref}", headers=headers) as response:
+        return response.status, await response.json()
+
+
+async def test_client_business_id_answers_like_the_task_id(
+    clocked: tuple[Simulator, list[float]], http: aiohttp.ClientSession
+) -> None:
+    sim, now = clocked
+    _, top = await submit(http, sim, body("top", client_business_id="order-17"))
+    _, nested = await submit(http, sim, body("nested", metadata={"client_business_id": "order-18"}))
+    _, plain = await submit(http, sim, body("plain"))
+    pairs = ((top, "order-17"), (nested, "order-18"))
+    for step, word in ((0.0, "queued"), (5.0, "in_progress"), (6.0, "completed")):
+        now[0] += step
+        for created, client_id in pairs:  # the same answer, with the real task id, at every stage
+            by_task = await status(http, sim, created["id"])
+            by_client = await status(http, sim, client_id)
+            assert by_client == by_task
+            assert (by_client[0], by_client[1]["id"], by_client[1]["status"]) == (200, created["id"], word)
+    assert [sim.task(created["id"]).client_business_id for created, _ in pairs] == ["order-17", "order-18"]
+    assert sim.task(plain["id"]).client_business_id is None
+    assert sim.stats().client_id_lookups == 6
+
+
+async def test_client_business_id_is_scoped_to_its_key(sim: Simulator, http: aiohttp.ClientSession) -> None:
+    code, created = await submit(http, sim, body(client_business_id="job-1"))
+    assert code == 200
+    not_found = {"error": {"code": 404, "message": "Task not found", "type": "not_found_error"}}
+    assert await status_as(http, sim, "job-1", "sk-someone-else") == (404, not_found)
+    assert await status(http, sim, "job-unknown") == (404, not_found)
+    code, task = await status(http, sim, "job-1")
+    assert (code, task["id"]) == (200, created["id"])
+    assert sim.stats().client_id_lookups == 1
+
+
+async def test_reused_client_business_id_finds_the_latest_task(sim: Simulator, http: aiohttp.ClientSession) -> None:
+    # Nothing documents a reused id; the simulator keeps both tasks and the look-up answers the most recent one.
+    _, first = await submit(http, sim, body("first", client_business_id="again"))
+    _, second = await submit(http, sim, body("second", metadata={"client_business_id": "again"}))
+    assert first["id"] != second["id"]
+    _, task = await status(http, sim, "again")
+    assert task["id"] == second["id"]
+    _, task = await status(http, sim, first["id"])  # the first task is still there under its own id
+    assert task["id"] == first["id"]
+
+
+async def test_client_business_id_recovers_a_lost_submit_answer(sim: Simulator, http: aiohttp.ClientSession) -> None:
+    sim.update_config(faults=Faults(submit_then_drop=1.0))
+    with pytest.raises(aiohttp.ServerDisconnectedError):
+        await submit(http, sim, body("paid, answer lost", client_business_id="lost-1"))
+    sim.update_config(faults=Faults(drop=1.0, routes=frozenset({"submit"})))
+    with pytest.raises(aiohttp.ServerDisconnectedError):
+        await submit(http, sim, body("never arrived", client_business_id="lost-2"))
+    sim.update_config(faults=Faults())
+    [task] = sim.tasks
+    code, found = await status(http, sim, "lost-1")
+    assert (code, found["id"]) == (200, task.task_id)
+    code, _ = await status(http, sim, "lost-2")  # dropped before anything: no task, so no charge
+    assert code == 404
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [
+        ({"client_business_id": 17}, "non-empty string"),
+        ({"client_business_id": " "}, "non-empty string"),
+        ({"metadata": {"client_business_id": ["a"]}}, "non-empty string"),
+        ({"client_business_id": "a", "metadata": {"client_business_id": "b"}}, "differs"),
+    ],
+)
+async def test_client_business_id_validation(
+    sim: Simulator, http: aiohttp.ClientSession, extra: dict[str, Any], fragment: str
+) -> None:
+    code, error = await submit(http, sim, body(**extra))
+    assert (code, error["error"]["type"]) == (400, "invalid_request")
+    assert fragment in error["error"]["message"]
+    code, created = await submit(http, sim, body(client_business_id="same", metadata={"client_business_id": "same"}))
+    assert code == 200
+    assert sim.task(created["id"]).client_business_id == "same"
