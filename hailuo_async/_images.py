@@ -4,7 +4,7 @@ A :class:`~hailuo_async._models.GenerationRequest` may name a local file as ``fi
 Before submitting, :class:`FrameResolver` reads each such file (:func:`inspect_image`: format, size, short side,
 aspect ratio, decompression bombs), then replaces it by a ``data:`` URI (MiniMax, which has no upload endpoint)
 or by the public URL the provider's upload endpoint returns (apimart, toapis). Uploads are cached per client by
-content hash, so one image used by many items of a batch is uploaded once.
+content hash, so one image used by many items of a batch is uploaded once, until its URL gets close to expiring.
 """
 
 from __future__ import annotations
@@ -25,17 +25,22 @@ import anyio.to_thread
 import msgspec
 from PIL import Image, ImageFile, JpegImagePlugin, PngImagePlugin, WebPImagePlugin
 
+from ._clock import Clock
 from ._config import RetryPolicy
 from ._exceptions import DecodeError, InvalidRequestError
 from ._http import HttpRequest, HttpResponse
 from ._models import GenerationRequest, frame_kind
-from ._retry import call_with_retries
+from ._retry import Retrier
 from .providers._base import Provider
 
-__all__ = ["FrameResolver", "LocalImage", "data_uri", "inspect_image"]
+__all__ = ["UPLOAD_EXPIRY_MARGIN", "FrameResolver", "LocalImage", "data_uri", "inspect_image"]
 
 MIN_SHORT_SIDE = 300
 """The short side must be strictly longer than this, in pixels."""
+
+UPLOAD_EXPIRY_MARGIN = 3600.0
+"""An uploaded image is not reused once its URL has less than this many seconds left: the provider fetches the
+frame when the task runs, which can be well after the submit, so such an image is uploaded again."""
 
 _FORMATS: dict[str, tuple[str, str, type[ImageFile.ImageFile]]] = {
     # Pillow format -> (MIME type, file extension, header parser)
@@ -205,13 +210,20 @@ class FrameResolver:
     """
 
     upload_ttl: float = 12 * 3600.0
-    """Seconds an uploaded image's URL is reused; apimart keeps uploads 72 h, toapis does not say."""
+    """Longest time an uploaded image's URL is reused, in seconds. A provider that says when the URL expires
+    (apimart: 72 h) shortens it to :data:`UPLOAD_EXPIRY_MARGIN` before that; toapis does not say."""
 
     def __init__(
-        self, provider: Provider, send: Callable[[HttpRequest], Awaitable[HttpResponse]], retry: RetryPolicy
+        self,
+        provider: Provider,
+        send: Callable[[HttpRequest], Awaitable[HttpResponse]],
+        retry: RetryPolicy,
+        *,
+        clock: Clock | None = None,
     ) -> None:
         self.provider = provider
         self.retry = retry
+        self._retrier = Retrier(retry, clock=clock)
         self._send = send
         self.uploads = 0
         """Images uploaded so far (one per distinct content)."""
@@ -283,8 +295,8 @@ class FrameResolver:
                 value = await anyio.to_thread.run_sync(data_uri, image)  # ~30 ms for 20 MB: off the loop
                 expiry = math.inf
             elif provider.upload_limit is not None:
-                value = await self._upload(image)
-                expiry = time.monotonic() + self.upload_ttl
+                value, expires_at = await self._upload(image)
+                expiry = time.monotonic() + self._reuse_seconds(expires_at)
             else:
                 raise InvalidRequestError(
                     parameter,
@@ -295,15 +307,23 @@ class FrameResolver:
             self._by_hash[image.sha256] = (value, expiry)
             return value
 
-    async def _upload(self, image: LocalImage) -> str:
+    def _reuse_seconds(self, expires_at: float | None) -> float:
+        """How long a fresh upload may be reused: :attr:`upload_ttl`, cut to end :data:`UPLOAD_EXPIRY_MARGIN`
+        before the URL's expiry (Unix time, ``None`` when unknown). Zero or less means "do not reuse"."""
+        if expires_at is None:
+            return self.upload_ttl
+        return min(self.upload_ttl, expires_at - time.time() - UPLOAD_EXPIRY_MARGIN)
+
+    async def _upload(self, image: LocalImage) -> tuple[str, float | None]:
+        """Upload ``image``: its URL and when that URL expires (Unix time, ``None`` when unknown)."""
         provider = self.provider
         http = provider.build_upload(image.filename, image.content_type, image.data)
 
-        async def attempt() -> str:
+        async def attempt() -> tuple[str, float | None]:
             return provider.parse_upload(await self._send(http))
 
-        url = await call_with_retries(attempt, policy=self.retry)
+        url, expires_at = await self._retrier(attempt)
         if frame_kind(url) != "url":
             raise DecodeError(f"{provider.name}: the image upload answered a non-URL location", provider=provider.name)
         self.uploads += 1
-        return url
+        return url, expires_at

@@ -1,10 +1,11 @@
 """The batch journal: a SQLite file (WAL mode) that lets a killed batch resume without paying twice.
 
 For each item the client records its intent (with its idempotency key) before the submit is sent, the task id
-as soon as the provider answers, then the outcome and the downloaded path. An item is identified by provider +
-canonical request + its occurrence number in the input, so duplicate prompts stay distinct. Writes run on a
-worker thread, grouped into one transaction when several are waiting (group commit), so the event loop never
-blocks on the disk.
+as soon as the provider answers, then the outcome (with what the provider reported about it: cost, timing, video
+size) and the downloaded path. An item is identified by provider + canonical request + its occurrence number in
+the input, so duplicate prompts stay distinct. Writes run on a worker thread, grouped into one transaction when
+several are waiting (group commit), so the event loop never blocks on the disk. Journals written by older versions
+are read as they are and gain the newer columns when opened for writing.
 """
 
 from __future__ import annotations
@@ -25,12 +26,12 @@ import anyio.to_thread
 import msgspec
 
 from ._exceptions import JournalBusyError
-from ._models import Generation, GenerationRequest
+from ._models import Generation, GenerationRequest, ProviderFactsMixin
 
 if sys.platform != "win32":
     import fcntl
 
-__all__ = ["Journal", "JournalItem", "JournalSummary", "item_key"]
+__all__ = ["Journal", "JournalItem", "JournalSummary", "completed_fields", "item_key"]
 
 ItemState = Literal["intent", "not_created", "uncertain", "submitted", "completed", "failed", "timed_out"]
 
@@ -56,6 +57,17 @@ CREATE TABLE IF NOT EXISTS items (
 CREATE INDEX IF NOT EXISTS items_task ON items(task_id);
 """
 
+# Columns added after the first release, by name and SQL type. Older files lack them: a writable open adds them
+# (ALTER TABLE ... ADD COLUMN, NULL in existing rows) and a read-only open reads NULL in their place.
+_ADDED_COLUMNS: dict[str, str] = {
+    "cost": "REAL",
+    "credits_cost": "REAL",
+    "actual_time": "REAL",
+    "finished_at": "REAL",
+    "video_width": "INTEGER",
+    "video_height": "INTEGER",
+}
+
 _encode_request = msgspec.json.Encoder(order="sorted").encode
 _decode_request = msgspec.json.Decoder(GenerationRequest).decode
 
@@ -71,8 +83,8 @@ def item_key(provider: str, request: GenerationRequest, occurrence: int) -> str:
     return digest.hexdigest()[:32]
 
 
-class JournalItem(msgspec.Struct, frozen=True, kw_only=True):
-    """One item as recorded."""
+class JournalItem(msgspec.Struct, ProviderFactsMixin, frozen=True, kw_only=True):
+    """One item as recorded (the provider's facts about a completed task as on :class:`Generation`)."""
 
     item_id: str
     provider: str
@@ -89,6 +101,12 @@ class JournalItem(msgspec.Struct, frozen=True, kw_only=True):
     path: str | None = None
     error_type: str | None = None
     error_message: str | None = None
+    cost: float | None = None
+    credits_cost: float | None = None
+    actual_time: float | None = None
+    finished_at: float | None = None
+    video_width: int | None = None
+    video_height: int | None = None
 
     def generation(self) -> Generation | None:
         """The recorded result, for a completed item."""
@@ -103,7 +121,19 @@ class JournalItem(msgspec.Struct, frozen=True, kw_only=True):
             submitted_at=self.submitted_at or 0.0,
             completed_at=self.completed_at or 0.0,
             path=self.path,
+            **self.provider_facts(),
         )
+
+
+def completed_fields(generation: Generation) -> dict[str, Any]:
+    """What a completed item records from ``generation``: pass to ``msgspec.structs.replace(item, **...)``."""
+    return {
+        "state": "completed",
+        "video_url": generation.video_url,
+        "expires_at": generation.expires_at,
+        "completed_at": generation.completed_at,
+        **generation.provider_facts(),
+    }
 
 
 class JournalSummary(msgspec.Struct, frozen=True, kw_only=True):
@@ -115,30 +145,56 @@ class JournalSummary(msgspec.Struct, frozen=True, kw_only=True):
     failed_items: list[JournalItem]
 
 
-_COLUMNS = (
-    "item_id, provider, request, occurrence, batch_index, idempotency_key, state, task_id, submitted_at, "
-    "video_url, expires_at, completed_at, path, error_type, error_message"
+_FIRST_COLUMNS = (
+    "item_id",
+    "provider",
+    "request",
+    "occurrence",
+    "batch_index",
+    "idempotency_key",
+    "state",
+    "task_id",
+    "submitted_at",
+    "video_url",
+    "expires_at",
+    "completed_at",
+    "path",
+    "error_type",
+    "error_message",
 )
+_ITEM_COLUMNS = (*_FIRST_COLUMNS, *_ADDED_COLUMNS)
+"""Every recorded field of :class:`JournalItem`, in column order (``updated_at`` is the file's own)."""
+_COLUMNS = ", ".join(_ITEM_COLUMNS)
 
 
 def _row_to_item(row: tuple[Any, ...]) -> JournalItem:
-    return JournalItem(
-        item_id=row[0],
-        provider=row[1],
-        request=_decode_request(row[2]),
-        occurrence=row[3],
-        batch_index=row[4],
-        idempotency_key=row[5],
-        state=row[6],
-        task_id=row[7],
-        submitted_at=row[8],
-        video_url=row[9],
-        expires_at=row[10],
-        completed_at=row[11],
-        path=row[12],
-        error_type=row[13],
-        error_message=row[14],
+    fields = dict(zip(_ITEM_COLUMNS, row, strict=True))
+    fields["request"] = _decode_request(fields["request"])
+    return JournalItem(**fields)
+
+
+def _item_to_row(item: JournalItem) -> tuple[Any, ...]:
+    return tuple(
+        canonical_request(item.request) if name == "request" else getattr(item, name) for name in _ITEM_COLUMNS
     )
+
+
+def _existing_columns(db: sqlite3.Connection) -> set[str]:
+    return {row[1] for row in db.execute("PRAGMA table_info(items)")}
+
+
+def _add_missing_columns(db: sqlite3.Connection) -> None:
+    """Give a journal written by an older version the columns added since."""
+    existing = _existing_columns(db)
+    for name, sql_type in _ADDED_COLUMNS.items():
+        if name not in existing:
+            db.execute(f"ALTER TABLE items ADD COLUMN {name} {sql_type}")
+
+
+def _select_list(db: sqlite3.Connection) -> str:
+    """The columns to read, with ``NULL`` standing in for any an older (read-only) file lacks."""
+    existing = _existing_columns(db)
+    return ", ".join(name if name in existing else f"NULL AS {name}" for name in _ITEM_COLUMNS)
 
 
 class Journal:
@@ -156,6 +212,7 @@ class Journal:
         self._thread_lock = threading.Lock()
         self._limiter = anyio.CapacityLimiter(1)
         self._lock: IO[bytes] | None = None
+        self._select = _COLUMNS
 
     # -- opening and reading ------------------------------------------------------------------------------
 
@@ -180,6 +237,8 @@ class Journal:
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives a killed process; commits stay cheap
                 db.executescript(_SCHEMA)
+                _add_missing_columns(db)
+            self._select = _select_list(db)
             self._db = db
             self._items = {item.item_id: item for item in self._read_all()}
         except BaseException:
@@ -219,7 +278,7 @@ class Journal:
     def _read_all(self) -> Iterator[JournalItem]:
         assert self._db is not None
         with self._thread_lock:
-            query = f"SELECT {_COLUMNS} FROM items ORDER BY batch_index, item_id"  # noqa: S608 - constant columns
+            query = f"SELECT {self._select} FROM items ORDER BY batch_index, item_id"  # noqa: S608 - known columns
             rows = self._db.execute(query).fetchall()
         for row in rows:
             yield _row_to_item(row)
@@ -256,26 +315,10 @@ class Journal:
         self._items[item.item_id] = item
         if item.task_id:
             self._by_task[item.task_id] = item.item_id
+        placeholders = ", ".join("?" * (len(_ITEM_COLUMNS) + 1))
         return (
-            f"INSERT OR REPLACE INTO items ({_COLUMNS}, updated_at) VALUES ({', '.join('?' * 16)})",  # noqa: S608
-            (
-                item.item_id,
-                item.provider,
-                canonical_request(item.request),
-                item.occurrence,
-                item.batch_index,
-                item.idempotency_key,
-                item.state,
-                item.task_id,
-                item.submitted_at,
-                item.video_url,
-                item.expires_at,
-                item.completed_at,
-                item.path,
-                item.error_type,
-                item.error_message,
-                time.time(),
-            ),
+            f"INSERT OR REPLACE INTO items ({_COLUMNS}, updated_at) VALUES ({placeholders})",  # noqa: S608
+            (*_item_to_row(item), time.time()),
         )
 
     async def write(self, item: JournalItem) -> None:

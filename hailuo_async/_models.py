@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import os
 import re
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, TypedDict, cast
 
 import msgspec
 
@@ -24,6 +24,7 @@ __all__ = [
     "Generation",
     "GenerationRequest",
     "ItemEvent",
+    "ProviderFacts",
     "Task",
     "TaskState",
     "TaskStatus",
@@ -200,6 +201,31 @@ class TaskState(str, enum.Enum):
         return self in (TaskState.COMPLETED, TaskState.FAILED)
 
 
+class ProviderFacts(TypedDict):
+    """What a provider reports about a task beyond its video, by attribute name (``None`` where it says nothing).
+
+    :class:`TaskStatus`, :class:`Generation` and the journal's items carry these as attributes of the same
+    names; :meth:`TaskStatus.provider_facts` reads them as one value so they travel together."""
+
+    cost: float | None
+    credits_cost: float | None
+    actual_time: float | None
+    finished_at: float | None
+    video_width: int | None
+    video_height: int | None
+
+
+class ProviderFactsMixin:
+    """Mixin for the records that declare every :class:`ProviderFacts` attribute (TaskStatus, Generation and
+    the journal's items)."""
+
+    __slots__ = ()
+
+    def provider_facts(self) -> ProviderFacts:
+        """The provider's own facts about the task (cost, timing, video size), to carry into another record."""
+        return cast(ProviderFacts, {name: getattr(self, name) for name in ProviderFacts.__annotations__})
+
+
 class Task(msgspec.Struct, frozen=True, kw_only=True):
     """A submitted generation: enough to wait for it again, even from another process."""
 
@@ -215,7 +241,7 @@ class Task(msgspec.Struct, frozen=True, kw_only=True):
     """The idempotency key sent with the submit, if any."""
 
 
-class TaskStatus(msgspec.Struct, frozen=True, kw_only=True):
+class TaskStatus(msgspec.Struct, ProviderFactsMixin, frozen=True, kw_only=True):
     """One status answer, decoded and mapped to the common vocabulary."""
 
     state: TaskState
@@ -238,9 +264,21 @@ class TaskStatus(msgspec.Struct, frozen=True, kw_only=True):
     """MiniMax only: the file to retrieve for the video URL."""
     created_at: float | None = None
     """Unix time the provider created the task, where it says so."""
+    cost: float | None = None
+    """The answer's ``cost``: what apimart charged for the finished task, in US dollars."""
+    credits_cost: float | None = None
+    """The answer's ``credits_cost``: the same charge in apimart credits."""
+    actual_time: float | None = None
+    """The answer's ``actual_time``: seconds apimart spent on the finished task."""
+    finished_at: float | None = None
+    """The provider's own finish time, Unix seconds (toapis ``completed_at``, apimart ``completed``)."""
+    video_width: int | None = None
+    """The answer's ``video_width`` (MiniMax; its 0 while the task runs is read as ``None``)."""
+    video_height: int | None = None
+    """The answer's ``video_height`` (MiniMax; its 0 while the task runs is read as ``None``)."""
 
 
-class Generation(msgspec.Struct, frozen=True, kw_only=True):
+class Generation(msgspec.Struct, ProviderFactsMixin, frozen=True, kw_only=True):
     """A finished video."""
 
     provider: str
@@ -256,9 +294,21 @@ class Generation(msgspec.Struct, frozen=True, kw_only=True):
     submitted_at: float
     """Unix time the task was accepted."""
     completed_at: float
-    """Unix time the result was seen."""
+    """Unix time this client saw the result (the provider's own finish time is ``finished_at``)."""
     path: str | None = None
     """Local file the video was saved to, once downloaded."""
+    cost: float | None = None
+    """What the provider charged for the video, in US dollars (apimart reports it; ``None`` elsewhere)."""
+    credits_cost: float | None = None
+    """The same charge in apimart credits (10 credits per dollar)."""
+    actual_time: float | None = None
+    """Seconds the provider spent generating the video (apimart)."""
+    finished_at: float | None = None
+    """Unix time the provider says the task finished, by its own clock (toapis, apimart)."""
+    video_width: int | None = None
+    """Width of the video in pixels, where the provider says (MiniMax)."""
+    video_height: int | None = None
+    """Height of the video in pixels, where the provider says (MiniMax)."""
 
 
 EventKind = Literal["submitting", "submitted", "queued", "running", "completed", "failed", "downloaded"]

@@ -1,7 +1,7 @@
 """The one shared poller: a single loop that checks every outstanding task of a client.
 
 Data flow: the client hands each submitted task to :meth:`Poller.track`; the loop takes a token from the
-:class:`~hailuo_async._scheduler.RequestPacer` for every due check, a fixed pool of workers sends it through the
+:class:`~hailuo_async._pacer.RequestPacer` for every due check, a fixed pool of workers sends it through the
 transport, the provider codec parses the answer, and the outcome reaches the task's callbacks.
 
 Tasks wait in two heaps ordered by their next check (O(log n) per check, whatever the number outstanding): checks
@@ -32,7 +32,8 @@ from collections.abc import Callable
 import anyio
 import anyio.abc
 
-from ._config import Clock, PollPolicy, RetryPolicy
+from ._clock import Clock
+from ._config import PollPolicy, RetryPolicy
 from ._exceptions import (
     DecodeError,
     GenerationFailedError,
@@ -42,8 +43,8 @@ from ._exceptions import (
 )
 from ._http import HttpRequest, redact
 from ._models import Generation, Task, TaskState, TaskStatus
-from ._paced import PacedSender
 from ._retry import Retrier, is_retryable, retry_delay
+from ._sender import PacedSender
 from .providers import Provider, map_status_word
 
 __all__ = ["Outcome", "Poller"]
@@ -302,7 +303,7 @@ class Poller:
         self._seq = itertools.count()
         self._wake = anyio.Event()
         self._model = _Model()
-        self._retrier = Retrier(retry)
+        self._retrier = Retrier(retry, clock=clock)
         self._unknown_words: set[str] = set()
         self._unplanned: list[_Entry] = []
         self.errors = 0
@@ -365,7 +366,7 @@ class Poller:
             for _ in range(self.policy.status_concurrency):
                 tg.start_soon(self._worker, receive)
             while True:
-                due = self._settle()
+                due = self._next_due()
                 if due is not None:
                     # Wake on a coarse grid: checks due within one tick go out together, so the process wakes
                     # once for them all instead of once each (the cost of a wake-up dwarfs that of a check).
@@ -408,7 +409,7 @@ class Poller:
             return due
         return math.inf
 
-    def _settle(self) -> float | None:
+    def _next_due(self) -> float | None:
         """``None`` when a check is due now; else when the next one will be (``inf``: nothing scheduled).
         First looks that come due are first asked whether the batch says to wait (no token needed for that)."""
         now = self.clock.monotonic()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import os
 import struct
+import time
 import zlib
 from pathlib import Path
 from typing import ClassVar
@@ -18,7 +19,7 @@ from PIL import Image
 from hailuo_async._config import RetryPolicy
 from hailuo_async._exceptions import BadRequestError, InvalidRequestError
 from hailuo_async._http import HttpRequest, HttpResponse
-from hailuo_async._images import FrameResolver, LocalImage, data_uri, inspect_image
+from hailuo_async._images import UPLOAD_EXPIRY_MARGIN, FrameResolver, LocalImage, data_uri, inspect_image
 from hailuo_async._models import GenerationRequest
 from hailuo_async.providers import Apimart, Minimax, Provider, Toapis
 
@@ -211,13 +212,18 @@ def test_data_uri(tmp_path: Path) -> None:
 # -- FrameResolver -------------------------------------------------------------------------------------------------
 
 
-class FakeApi:
-    """An async ``send`` recording requests and answering uploads in a provider's documented shape."""
+UPLOAD_URL_HOURS = 72  # apimart's uploaded URLs work 72 h from their created_at (providers.md A.6)
 
-    def __init__(self, provider: str, *, failures: int = 0, status: int = 200) -> None:
+
+class FakeApi:
+    """An async ``send`` recording requests and answering uploads in a provider's documented shape; apimart's
+    answers say the image was stored ``age`` seconds ago."""
+
+    def __init__(self, provider: str, *, failures: int = 0, status: int = 200, age: float = 0.0) -> None:
         self.provider = provider
         self.failures = failures
         self.status = status
+        self.age = age
         self.requests: list[HttpRequest] = []
 
     async def __call__(self, request: HttpRequest) -> HttpResponse:
@@ -229,7 +235,8 @@ class FakeApi:
             return HttpResponse(status=self.status, body=b'{"success":false,"message":"Unsupported image type"}')
         url = f"https://files.example/{self.provider}/{len(self.requests)}.jpg"
         if self.provider == "apimart":
-            body = {"url": url, "filename": "x.jpg", "content_type": "image/jpeg", "bytes": 1, "created_at": 1}
+            created_at = int(time.time() - self.age)
+            body = {"url": url, "filename": "x.jpg", "content_type": "image/jpeg", "bytes": 1, "created_at": created_at}
         else:
             body = {"success": True, "message": "", "data": {"id": "upload_1", "url": url, "mime_type": "image/jpeg"}}
         return HttpResponse(status=200, headers={"content-type": "application/json"}, body=msgspec.json.encode(body))
@@ -360,3 +367,37 @@ async def test_uploaded_urls_are_reused_only_while_fresh(tmp_path: Path) -> None
     second = await resolver.resolve(GenerationRequest("y", first_frame=frame))
     assert first.first_frame != second.first_frame
     assert resolver.uploads == 2
+
+
+@pytest.mark.parametrize(
+    ("left", "reused"),
+    [
+        (UPLOAD_URL_HOURS * 3600.0, True),  # just uploaded
+        (UPLOAD_EXPIRY_MARGIN + 600.0, True),  # still outside the margin
+        (UPLOAD_EXPIRY_MARGIN - 600.0, False),  # expires within the margin: uploaded again
+        (-60.0, False),  # already expired by this machine's clock
+    ],
+)
+async def test_uploads_close_to_expiry_are_not_reused(tmp_path: Path, left: float, reused: bool) -> None:
+    frame = make_image(tmp_path / "a.jpg")
+    api = FakeApi("apimart", age=UPLOAD_URL_HOURS * 3600.0 - left)
+    resolver = FrameResolver(APIMART, api, FAST)
+    resolver.upload_ttl = 10 * 24 * 3600.0  # longer than the URL lives: only the expiry decides
+    first = await resolver.resolve(GenerationRequest("x", first_frame=frame))
+    second = await resolver.resolve(GenerationRequest("y", first_frame=frame))
+    assert first.first_frame == "https://files.example/apimart/1.jpg"  # a fresh upload is always used once
+    assert (first.first_frame == second.first_frame) is reused
+    assert resolver.uploads == (1 if reused else 2)
+
+
+async def test_unknown_expiry_falls_back_to_upload_ttl(tmp_path: Path) -> None:
+    frame = make_image(tmp_path / "a.jpg")
+    api = FakeApi("toapis")  # toapis does not say when its uploads expire
+    resolver = FrameResolver(TOAPIS, api, FAST)
+    await resolver.resolve(GenerationRequest("x", first_frame=frame))
+    await resolver.resolve(GenerationRequest("y", first_frame=frame))
+    assert resolver.uploads == 1
+    resolver.upload_ttl = 0.0
+    await resolver.resolve(GenerationRequest("z", first_frame=make_image(tmp_path / "b.jpg", color="red")))
+    await resolver.resolve(GenerationRequest("w", first_frame=tmp_path / "b.jpg"))
+    assert resolver.uploads == 3

@@ -22,6 +22,7 @@ from .._exceptions import (
     BadRequestError,
     ContentPolicyError,
     DecodeError,
+    IdempotencyInProgressError,
     InsufficientBalanceError,
     InvalidRequestError,
     RateLimitError,
@@ -76,7 +77,9 @@ def map_status_word(word: str) -> TaskState | None:
     return _STATUS_WORDS.get(word.strip().lower())
 
 
-class _ErrorObject(msgspec.Struct):
+class ErrorObject(msgspec.Struct):
+    """An ``error`` object as the gateways send it (every field optional)."""
+
     code: int | str | None = None
     message: str | None = None
     type: str | None = None
@@ -88,7 +91,7 @@ class _BaseResp(msgspec.Struct):
 
 
 class _ErrorBody(msgspec.Struct):
-    error: _ErrorObject | str | None = None
+    error: ErrorObject | str | None = None
     message: str | None = None
     msg: str | None = None
     code: int | str | None = None
@@ -109,6 +112,10 @@ _MINIMAX_CODES: dict[int, type[APIError]] = {
 }
 
 _CONTENT_POLICY = re.compile(r"content.?policy|sensitive|moderation|nsfw|violat", re.IGNORECASE)
+
+IDEMPOTENCY_IN_PROGRESS = "idempotency_in_progress"
+"""Error code of a 409 answer while a request with the same ``Idempotency-Key`` is still being processed
+(providers.md A.1); it becomes :class:`IdempotencyInProgressError` from any provider."""
 
 
 def error_class_for_status(status: int) -> type[APIError]:
@@ -140,17 +147,22 @@ def make_api_error(
     request_id: str | None,
     headers: Mapping[str, str],
 ) -> APIError:
-    """Build ``cls`` with its context; rate-limit errors get the parsed ``Retry-After``."""
-    if cls is BadRequestError and _CONTENT_POLICY.search(f"{message} {code}"):
+    """Build ``cls`` with its context; rate-limit and idempotency-in-progress errors get the parsed
+    ``Retry-After``. The code ``idempotency_in_progress`` makes an :class:`IdempotencyInProgressError`
+    whatever ``cls`` says."""
+    if isinstance(code, str) and code.strip().lower() == IDEMPOTENCY_IN_PROGRESS:
+        cls = IdempotencyInProgressError
+    elif cls is BadRequestError and _CONTENT_POLICY.search(f"{message} {code}"):
         cls = ContentPolicyError
-    if issubclass(cls, RateLimitError):
+    if issubclass(cls, (RateLimitError, IdempotencyInProgressError)):
+        lowered = {name.lower(): value for name, value in headers.items()}  # a hand-built answer may say Retry-After
         return cls(
             message,
             provider=provider,
             status_code=status_code,
             code=code,
             request_id=request_id,
-            retry_after=parse_retry_after(headers),
+            retry_after=parse_retry_after(lowered),
         )
     return cls(message, provider=provider, status_code=status_code, code=code, request_id=request_id)
 
@@ -200,6 +212,9 @@ class Provider(abc.ABC):
     """Frame source kinds the submit body can carry as they are (local files are uploaded or inlined first)."""
     honours_idempotency_key: ClassVar[bool] = False
     """Whether a resent submit with the same ``Idempotency-Key`` is known not to create a second task."""
+    body_key_field: ClassVar[str | None] = None
+    """Top-level submit body field that carries the idempotency key, for providers that take the client's own
+    id in the body (toapis ``client_business_id``); ``None`` leaves the key out of the body."""
     upload_limit: ClassVar[int | None] = None
     """Largest image the upload endpoint takes, in bytes; ``None`` when there is no upload endpoint."""
     image_limit: ClassVar[int] = 20 * 1024 * 1024
@@ -257,7 +272,10 @@ class Provider(abc.ABC):
         headers: tuple[tuple[str, str], ...] = JSON_HEADERS
         if idempotency_key is not None and self.honours_idempotency_key:
             headers = (*headers, ("Idempotency-Key", idempotency_key))
-        body = msgspec.json.encode(self.submit_body(request))
+        fields = self.submit_body(request)
+        if idempotency_key is not None and self.body_key_field is not None:
+            fields[self.body_key_field] = idempotency_key
+        body = msgspec.json.encode(fields)
         return HttpRequest(method="POST", path=self.submit_path, route="submit", headers=headers, body=body)
 
     @abc.abstractmethod
@@ -305,8 +323,9 @@ class Provider(abc.ABC):
         """The image upload request (apimart, toapis)."""
         raise NotImplementedError(f"{self.name} has no image upload endpoint")
 
-    def parse_upload(self, response: HttpResponse) -> str:
-        """The public URL of an uploaded image."""
+    def parse_upload(self, response: HttpResponse) -> tuple[str, float | None]:
+        """``(url, expires_at)``: the public URL of an uploaded image and the Unix time it stops working
+        (``None`` when the provider does not say)."""
         raise NotImplementedError(f"{self.name} has no image upload endpoint")
 
     # -- shared helpers -----------------------------------------------------------------------------------
@@ -328,42 +347,31 @@ class Provider(abc.ABC):
             return
         raise self.error_from(response)
 
-    def error_from(self, response: HttpResponse) -> APIError:
-        """The :class:`APIError` an error answer stands for, whatever shape its body has."""
-        status = response.status
-        code: int | str | None = None
-        message = ""
-        request_id = response.request_id
+    def error_from(self, response: HttpResponse, *, as_status: int | None = None) -> APIError:
+        """The :class:`APIError` an error answer stands for, whatever shape its body has.
+
+        ``as_status`` classifies an error carried inside a 2xx answer (an envelope ``code``) as if it were that
+        HTTP status; ``status_code`` stays the real one."""
+        status = response.status if as_status is None else as_status
         error_cls = error_class_for_status(status)
-        try:
-            body = _decode_error_body(response.body) if response.body else None
-        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
-            body = None
+        body = _read_error_body(response.body)
+        code = message = None
+        request_id = response.request_id
         if body is not None:
             request_id = request_id or body.request_id
-            error = body.error
-            if isinstance(error, _ErrorObject):
-                message = error.message or ""
-                code = error.type or error.code
-            elif isinstance(error, str):
-                message = error
-            message = message or body.message or body.msg or ""
-            if code is None:
-                code = body.code
+            code, message = error_code(body.error, body.code), error_message(body.error, body.message, body.msg)
             base = body.base_resp
             if base is not None and base.status_code not in (None, 0, "0"):
                 code = base.status_code
-                message = message or base.status_msg or ""
+                message = message or base.status_msg
                 cls = _minimax_class(base.status_code)
                 if cls is not None and error_cls in (APIError, BadRequestError):
                     error_cls = cls
-        if not message:
-            message = snippet(response.body, 120) or f"HTTP {status}"
         return make_api_error(
             error_cls,
-            redact(message),
+            redact(message or snippet(response.body, 120) or f"HTTP {response.status}"),
             provider=self.name,
-            status_code=status,
+            status_code=response.status,
             code=code,
             request_id=request_id,
             headers=response.headers,
@@ -385,6 +393,28 @@ class Provider(abc.ABC):
         )
 
 
+def _read_error_body(body: bytes) -> _ErrorBody | None:
+    try:
+        return _decode_error_body(body) if body else None
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
+        return None
+
+
+def error_code(error: ErrorObject | str | None, fallback: int | str | None) -> int | str | None:
+    """The most specific code an error object carries: a word code (``"idempotency_in_progress"``), else its
+    ``type`` (``"invalid_request_error"``), else a numeric code; ``fallback`` (the envelope's) without one."""
+    if not isinstance(error, ErrorObject):
+        return fallback
+    word = error.code if isinstance(error.code, str) and not error.code.strip().isdigit() else None
+    return word or error.type or (error.code if error.code not in (None, "") else fallback)
+
+
+def error_message(error: ErrorObject | str | None, *others: str | None) -> str | None:
+    """The first message given: ``error.message`` (or ``error`` itself as a string), else ``others`` in order."""
+    first = error.message if isinstance(error, ErrorObject) else error
+    return next((text for text in (first, *others) if text), None)
+
+
 def _minimax_class(code: int | str | None) -> type[APIError] | None:
     try:
         return _MINIMAX_CODES.get(int(code)) if code is not None else None
@@ -401,6 +431,12 @@ def as_float(value: float | str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return result if result == result and abs(result) != float("inf") else None
+
+
+def as_size(value: float | str | None) -> int | None:
+    """A pixel size; ``None`` when absent, unusable or not positive (MiniMax sends 0 until the video exists)."""
+    number = as_float(value)
+    return int(number) if number is not None and number >= 1 else None
 
 
 def as_progress(value: float | str | None) -> int | None:

@@ -2,7 +2,8 @@
 
 Submit ``POST /v1/video_generation`` -> ``task_id``; status ``GET /v1/query/video_generation?task_id=`` ->
 ``Preparing|Queueing|Processing|Success|Fail`` and a ``file_id``; then ``GET /v1/files/retrieve?file_id=`` ->
-``file.download_url``. Errors usually arrive as HTTP 200 with a non-zero ``base_resp.status_code``.
+``file.download_url``. Errors usually arrive as HTTP 200 with a non-zero ``base_resp.status_code``. Answers for
+unfinished tasks may carry ``file_id: ""`` and ``video_width``/``video_height`` of 0: not there yet.
 See providers.md, section C.
 """
 
@@ -16,7 +17,7 @@ import msgspec
 from .._exceptions import DecodeError, InvalidRequestError
 from .._http import HttpRequest, HttpResponse
 from .._models import FrameKind, GenerationRequest, TaskState, TaskStatus
-from ._base import ACCEPT_JSON, MODEL, Provider, _BaseResp, flags, map_status_word
+from ._base import ACCEPT_JSON, MODEL, Provider, _BaseResp, as_size, flags, map_status_word
 
 __all__ = ["Minimax"]
 
@@ -30,6 +31,8 @@ class _QueryAnswer(msgspec.Struct):
     task_id: str | int | None = None
     status: str = ""
     file_id: str | int | None = None
+    video_width: float | str | None = None
+    video_height: float | str | None = None
     base_resp: _BaseResp | None = None
 
 
@@ -118,10 +121,20 @@ class Minimax(Provider):
         if state is TaskState.FAILED:
             reason = (base.status_msg if base is not None and failed_code is not None else None) or "task failed"
             return TaskStatus(state=state, provider_status=answer.status, error=reason, error_code=failed_code)
-        file_id = None if answer.file_id is None else str(answer.file_id)
-        if state is TaskState.COMPLETED and not file_id:
-            raise DecodeError("minimax: finished task without a file_id", provider=self.name)
-        return TaskStatus(state=state or TaskState.RUNNING, provider_status=answer.status, file_id=file_id)
+        file_id = _file_id(answer.file_id)
+        if state is TaskState.COMPLETED and file_id is None:
+            raise DecodeError(
+                "minimax: finished task without a file_id (its video cannot be retrieved)",
+                provider=self.name,
+                task_id=None if answer.task_id is None else str(answer.task_id),
+            )
+        return TaskStatus(
+            state=state or TaskState.RUNNING,
+            provider_status=answer.status,
+            file_id=file_id,
+            video_width=as_size(answer.video_width),
+            video_height=as_size(answer.video_height),
+        )
 
     def build_fetch(self, file_id: str) -> HttpRequest:
         return HttpRequest(
@@ -141,3 +154,9 @@ class Minimax(Provider):
         if not url:
             raise DecodeError("minimax: files/retrieve answer carries no download_url", provider=self.name)
         return url, None
+
+
+def _file_id(value: str | int | None) -> str | None:
+    """The file id as text; ``None`` while there is none (MiniMax sends ``""`` until the video exists)."""
+    text = "" if value is None else str(value).strip()
+    return text or None

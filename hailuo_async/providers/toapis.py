@@ -2,7 +2,9 @@
 
 Submit ``POST /v1/videos/generations`` -> flat ``{id, object: "generation.task", ...}``; status
 ``GET /v1/videos/generations/{id}`` (flat) with the video at ``result.data[0].url``, else ``result.url``, else
-``url``. Options ride in ``metadata``; frames must be public URLs (no base64). See providers.md, section B.
+``url``. Options ride in ``metadata``; frames must be public URLs (no base64). Every submit carries the client's
+own id as ``client_business_id``, and ``GET /v1/videos/generations/{client_business_id}`` finds the task it
+created, which settles a submit whose answer was lost. See providers.md, section B and "Additions".
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any, ClassVar
 import msgspec
 
 from .._exceptions import DecodeError, InvalidRequestError
-from .._http import HttpRequest, HttpResponse
+from .._http import HttpRequest, HttpResponse, Route
 from .._models import FrameKind, GenerationRequest, TaskState, TaskStatus
 from ._base import (
     ACCEPT_JSON,
@@ -60,6 +62,7 @@ class _Task(msgspec.Struct):
     status: str = ""
     progress: float | str | None = None
     created_at: float | None = None
+    completed_at: float | None = None
     expires_at: float | None = None
     result: _Result | None = None
     url: str | list[str] | None = None
@@ -87,7 +90,13 @@ _decode_upload = msgspec.json.Decoder(_UploadAnswer, strict=False)
 
 
 class Toapis(Provider):
-    """The toapis gateway."""
+    """The toapis gateway.
+
+    Every submit body carries the engine's per-item idempotency key as ``client_business_id``. toapis does not
+    deduplicate submits by it (:attr:`honours_idempotency_key` stays false), but it can find the task a key
+    created: :meth:`build_lookup` / :meth:`parse_lookup`. The key is scoped to the API key's user: the same key
+    sent with another user's API key names another task (or none).
+    """
 
     name: ClassVar[str] = "toapis"
     default_base_url: ClassVar[str] = "https://toapis.com"
@@ -96,6 +105,8 @@ class Toapis(Provider):
     frame_sources: ClassVar[frozenset[FrameKind]] = frozenset({"url"})
     upload_limit: ClassVar[int | None] = 10 * 1024 * 1024
     submit_path: ClassVar[str] = "/v1/videos/generations"
+    body_key_field: ClassVar[str | None] = "client_business_id"
+    can_look_up_submits: ClassVar[bool] = True
 
     def _check_512p(self, request: GenerationRequest) -> None:
         if request.mode == "first-last-frame":
@@ -138,17 +149,10 @@ class Toapis(Provider):
         return str(task_id)
 
     def build_status(self, task_id: str) -> HttpRequest:
-        return HttpRequest(
-            method="GET",
-            path=f"/v1/videos/generations/{path_segment(task_id)}",
-            route="status",
-            headers=ACCEPT_JSON,
-        )
+        return _get_generation(task_id, "status")
 
     def parse_status(self, response: HttpResponse) -> TaskStatus:
-        self.raise_for_error(response)
-        answer = self.decode(_decode_status, response)
-        task: _Task = answer.data if answer.data is not None and not answer.status else answer
+        task = self._task(response)
         if not task.status:
             raise DecodeError("toapis: status answer carries no status", provider=self.name)
         state = map_status_word(task.status) or TaskState.RUNNING
@@ -175,7 +179,28 @@ class Toapis(Provider):
             error=error,
             error_code=code,
             created_at=task.created_at,
+            finished_at=task.completed_at,
         )
+
+    def build_lookup(self, key: str) -> HttpRequest:
+        """``GET /v1/videos/generations/{key}``: the task whose submit carried ``client_business_id = key``."""
+        return _get_generation(key, "lookup")
+
+    def parse_lookup(self, response: HttpResponse) -> str | None:
+        """The real task id (the task's ``id``), or ``None`` when toapis answers 404 with a JSON error body: no
+        task carries the key. A 404 that is not toapis's JSON (a proxy's HTML page) proves nothing and raises."""
+        if response.status == 404 and _is_json_object(response.body):
+            return None
+        task = self._task(response)
+        if task.id is None or str(task.id) == "":
+            raise DecodeError("toapis: look-up answer carries no task id", provider=self.name)
+        return str(task.id)
+
+    def _task(self, response: HttpResponse) -> _Task:
+        """The task a status or look-up answer describes (flat, or wrapped in ``data`` by older pages)."""
+        self.raise_for_error(response)
+        answer = self.decode(_decode_status, response)
+        return answer.data if answer.data is not None and not answer.status else answer
 
     def build_upload(self, filename: str, content_type: str, data: bytes) -> HttpRequest:
         header, body = multipart_image({"purpose": "generation"}, filename, content_type, data)
@@ -187,10 +212,25 @@ class Toapis(Provider):
             body=body,
         )
 
-    def parse_upload(self, response: HttpResponse) -> str:
+    def parse_upload(self, response: HttpResponse) -> tuple[str, float | None]:
+        """The uploaded image's URL; toapis does not say how long it works (``None``)."""
         self.raise_for_error(response)
         answer = self.decode(_decode_upload, response)
         url = answer.data.url if answer.data is not None else answer.url
         if not answer.success or not url:
-            raise self.error_from(msgspec.structs.replace(response, status=400))
-        return url
+            raise self.error_from(response, as_status=400)
+        return url, None
+
+
+def _get_generation(identifier: str, route: Route) -> HttpRequest:
+    """``GET /v1/videos/generations/{identifier}``: one task, named by its id or by the client's own key."""
+    return HttpRequest(
+        method="GET", path=f"/v1/videos/generations/{path_segment(identifier)}", route=route, headers=ACCEPT_JSON
+    )
+
+
+def _is_json_object(body: bytes) -> bool:
+    try:
+        return isinstance(msgspec.json.decode(body), dict)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return False
