@@ -13,16 +13,14 @@ Usage::
 """
 
 from ._client import HailuoClient, ItemInput, gather_generations, generate
+from ._clock import Clock, FakeClock, SystemClock
 from ._config import (
     DEFAULT_POLL,
     DEFAULT_RETRY,
     DEFAULT_TIMEOUTS,
     UNSET,
-    Clock,
-    FakeClock,
     PollPolicy,
     RetryPolicy,
-    SystemClock,
     Timeouts,
 )
 from ._exceptions import (

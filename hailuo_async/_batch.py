@@ -19,7 +19,7 @@ import anyio
 import anyio.abc
 import msgspec
 
-from ._config import Clock
+from ._clock import Clock
 from ._exceptions import (
     AuthenticationError,
     DownloadError,
@@ -32,7 +32,7 @@ from ._exceptions import (
     SubmissionUncertainError,
 )
 from ._http import redact
-from ._journal import Journal, JournalItem, item_key
+from ._journal import Journal, JournalItem, completed_fields, item_key
 from ._models import EventKind, Generation, GenerationRequest, ItemEvent, Task, TaskState, TaskStatus
 from ._poller import Outcome, Poller
 from .providers import Provider
@@ -216,10 +216,7 @@ class JournalBook:
         item = self.journal.find_task(generation.task_id) if self.journal is not None else None
         await self.note(
             item,
-            state="completed",
-            video_url=generation.video_url,
-            expires_at=generation.expires_at,
-            completed_at=generation.completed_at,
+            **completed_fields(generation),
             path=generation.path or (item.path if item is not None else None),
             batch_index=index,
         )

@@ -2,7 +2,7 @@
 
 It owns the lifecycle (transport sessions, the shared poller's task, the journal) and wires the parts of the data
 flow together, each in its own module: local frames (:mod:`._images`) -> the money-safe submit (:mod:`._submit`)
--> the one paced call path every request takes (:mod:`._paced`) -> the shared poller (:mod:`._poller`) -> saving
+-> the one paced call path every request takes (:mod:`._sender`) -> the shared poller (:mod:`._poller`) -> saving
 videos (:mod:`._download`); batches and journal resume live in :mod:`._batch`. Its statistics are gathered from
 those parts' own counters.
 """
@@ -25,15 +25,14 @@ import anyio.to_thread
 import msgspec
 
 from ._batch import BatchRunner, EventCallback, ItemInput, JournalBook, to_request
+from ._clock import Clock, SystemClock
 from ._config import (
     DEFAULT_POLL,
     DEFAULT_RETRY,
     DEFAULT_TIMEOUTS,
     UNSET,
-    Clock,
     PollPolicy,
     RetryPolicy,
-    SystemClock,
     Timeouts,
     Unset,
     resolve_api_key,
@@ -43,11 +42,11 @@ from ._exceptions import BatchError, DownloadError, HailuoError, InvalidRequestE
 from ._images import FrameResolver
 from ._journal import Journal, JournalItem
 from ._models import ClientStatistics, Generation, GenerationRequest, Task, TaskState, TaskStatus
-from ._paced import PacedSender
+from ._pacer import RequestPacer
 from ._poller import Outcome, Poller
 from ._record import RecordingTransport
 from ._retry import Retrier
-from ._scheduler import RequestPacer
+from ._sender import PacedSender
 from ._submit import Submitter
 from ._transport import AiohttpTransport, Transport, check_base_url
 from .providers import Provider, get_provider
@@ -235,7 +234,7 @@ class HailuoClient:
         )
         self._closing = _Closing()
         self._poller: Poller | None = None
-        self._retrier = Retrier(retry, on_retry=self._count_retry)
+        self._retrier = Retrier(retry, clock=self.clock, on_retry=self._count_retry)
         self._frames: FrameResolver | None = None
         self._downloader: Downloader | None = None
         self._batches: BatchRunner | None = None
@@ -264,7 +263,7 @@ class HailuoClient:
             self._poller = Poller(
                 provider=self.provider, sender=self._sender, policy=self.poll, retry=self.retry, clock=self.clock
             )
-            self._frames = FrameResolver(self.provider, self._sender.send, self.retry)
+            self._frames = FrameResolver(self.provider, self._sender.send, self.retry, clock=self.clock)
             self._downloader = Downloader(
                 self.transport,
                 retry=self.retry,

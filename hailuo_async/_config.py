@@ -1,4 +1,4 @@
-"""Small frozen configuration objects, their defaults, the clock seam and the API-key lookup.
+"""Small frozen configuration objects, their defaults and the API-key lookup.
 
 Everything tunable about timeouts, polling and retries lives here as immutable values; the client reads them,
 the scheduler, poller and transport obey them. Environment variables are read in exactly one function,
@@ -7,16 +7,9 @@ the scheduler, poller and transport obey them. Environment variables are read in
 
 from __future__ import annotations
 
-import asyncio
-import heapq
-import itertools
 import math
 import os
-import time
-from typing import Protocol
 
-import anyio
-import anyio.lowlevel
 import msgspec
 
 from ._exceptions import InvalidRequestError
@@ -26,11 +19,8 @@ __all__ = [
     "DEFAULT_RETRY",
     "DEFAULT_TIMEOUTS",
     "UNSET",
-    "Clock",
-    "FakeClock",
     "PollPolicy",
     "RetryPolicy",
-    "SystemClock",
     "Timeouts",
     "Unset",
     "resolve_api_key",
@@ -130,7 +120,7 @@ class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
     """Cap on one backoff step."""
     rate_limit_default: float = 5.0
     """Pause after a 429 that carries no ``Retry-After``."""
-    lookup_delay: float = 5.0
+    lookup_delay: float = 2.0
     """Wait after a submit whose answer was lost before asking the provider whether it created the task (toapis
     looks a submit up by the client's own key), so that a POST still being processed has created it by then."""
 
@@ -144,127 +134,6 @@ class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
 DEFAULT_TIMEOUTS = Timeouts()
 DEFAULT_POLL = PollPolicy()
 DEFAULT_RETRY = RetryPolicy()
-
-
-class Clock(Protocol):
-    """Where the engine reads time and sleeps; tests swap in :class:`FakeClock`."""
-
-    def monotonic(self) -> float:
-        """Seconds on a monotonic scale."""
-        ...
-
-    def time(self) -> float:
-        """Unix time in seconds."""
-        ...
-
-    async def sleep(self, seconds: float) -> None:
-        """Sleep ``seconds`` (at least a scheduling point when 0 or less)."""
-        ...
-
-    async def wait(self, event: anyio.Event, timeout: float | None) -> None:
-        """Wait until ``event`` is set or ``timeout`` seconds pass (``None``: no timeout); the event may be set
-        when the timeout passes (callers use a fresh event per wait)."""
-        ...
-
-
-class SystemClock:
-    """The real clock."""
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    def time(self) -> float:
-        return time.time()
-
-    async def sleep(self, seconds: float) -> None:
-        await anyio.sleep(max(seconds, 0.0))
-
-    async def wait(self, event: anyio.Event, timeout: float | None) -> None:
-        if timeout is None:
-            await event.wait()
-        elif timeout > 0:
-            # One plain timer rather than a cancel scope: the poller waits like this thousands of times.
-            timer = asyncio.get_running_loop().call_later(timeout, event.set)
-            try:
-                await event.wait()
-            finally:
-                timer.cancel()
-
-
-class FakeClock:
-    """A virtual clock for tests: sleeps take no real time. When every sleeper is waiting, the clock jumps to
-    the earliest wake-up. Time only moves forward, so hours of polling run in milliseconds.
-
-    Usage: ``HailuoClient(..., transport=MockTransport(handler), clock=FakeClock())``."""
-
-    def __init__(self, start: float = 1_000.0, *, unix_offset: float = 1_700_000_000.0, settle: int = 20) -> None:
-        self._now = start
-        self._unix_offset = unix_offset
-        self._settle = settle
-        self._sleepers: list[tuple[float, int, anyio.Event]] = []
-        self._counter = itertools.count()
-        self._driver: asyncio.Task[None] | None = None
-
-    def monotonic(self) -> float:
-        return self._now
-
-    def time(self) -> float:
-        return self._now + self._unix_offset
-
-    def advance(self, seconds: float) -> None:
-        """Move time forward by hand, waking whoever is due."""
-        self._now += max(seconds, 0.0)
-        self._wake_due()
-
-    def _wake_due(self) -> None:
-        while self._sleepers and self._sleepers[0][0] <= self._now:
-            heapq.heappop(self._sleepers)[2].set()
-
-    async def sleep(self, seconds: float) -> None:
-        if seconds <= 0:
-            await anyio.lowlevel.checkpoint()
-            return
-        event = anyio.Event()
-        heapq.heappush(self._sleepers, (self._now + seconds, next(self._counter), event))
-        if self._driver is None or self._driver.done():
-            # aiohttp already ties the library to asyncio, so a plain asyncio task drives the clock.
-            self._driver = asyncio.get_running_loop().create_task(self._drive())
-        await event.wait()
-
-    async def wait(self, event: anyio.Event, timeout: float | None) -> None:
-        if timeout is None:
-            await event.wait()
-            return
-        if timeout <= 0:
-            return
-        async with anyio.create_task_group() as tg:
-
-            async def sleeper() -> None:
-                await self.sleep(timeout)
-                tg.cancel_scope.cancel()
-
-            async def waiter() -> None:
-                await event.wait()
-                tg.cancel_scope.cancel()
-
-            tg.start_soon(sleeper)
-            tg.start_soon(waiter)
-
-    async def _drive(self) -> None:
-        # Let every runnable task reach its next await (the loop's ready queue drains), then jump to the
-        # earliest wake-up; stop when nobody sleeps any more (the next sleep starts a new driver).
-        loop = asyncio.get_running_loop()
-        while self._sleepers:
-            quiet = 0
-            for _ in range(self._settle):
-                await asyncio.sleep(0)
-                ready = getattr(loop, "_ready", None)  # asyncio internals: best effort, bounded by ``settle``
-                quiet = quiet + 1 if ready is not None and len(ready) == 0 else 0
-                if quiet >= 2:
-                    break
-            if self._sleepers:
-                self._now = max(self._now, self._sleepers[0][0])
-                self._wake_due()
 
 
 def resolve_api_key(env_var: str, api_key: str | None) -> str:

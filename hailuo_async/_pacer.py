@@ -18,7 +18,7 @@ import math
 
 import anyio
 
-from ._config import Clock
+from ._clock import Clock
 
 __all__ = ["RequestPacer", "TokenBucket"]
 

@@ -104,8 +104,14 @@ class RecordingTransport(Transport):
         return f"RecordingTransport({self.inner!r}, directory={os.fspath(self.directory)!r})"
 
     async def open(self) -> None:
-        await anyio.to_thread.run_sync(lambda: self.directory.mkdir(parents=True, exist_ok=True))
+        await anyio.to_thread.run_sync(self._prepare)
         await self.inner.open()
+
+    def _prepare(self) -> None:
+        """Create the folder; number this run's files after any an earlier run left there."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        numbers = [int(path.name[:5]) for path in self.directory.glob("*.json") if path.name[:5].isdigit()]
+        self._numbers = itertools.count(max(numbers, default=0) + 1)
 
     async def aclose(self) -> None:
         await self.inner.aclose()

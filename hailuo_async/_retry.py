@@ -1,19 +1,22 @@
 """Retry decisions and the one place that uses ``backoff``.
 
-Pure helpers say what is worth retrying and how long to wait; :func:`call_with_retries` drives idempotent
-calls (MiniMax files/retrieve, uploads, downloads) and submits that provably created nothing. Submits that may
-have reached the provider are never retried here: that classification is :func:`submit_may_retry`'s job.
+Pure helpers say what is worth retrying and how long to wait; one :class:`Retrier` per kind of call drives the
+idempotent ones (status, look-ups, MiniMax files/retrieve, uploads) and submits that provably created nothing,
+sleeping on the engine's clock. Submits that may have reached the provider are never retried blindly: that
+classification is :func:`submit_may_retry`'s job. The poller does not sleep between tries of a check (it
+reschedules the check with :func:`retry_delay`), and downloads resume from their last byte with the same delays.
 """
 
 from __future__ import annotations
 
 import random
 import warnings
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import backoff
 
+from ._clock import Clock, SystemClock
 from ._config import RetryPolicy
 from ._exceptions import (
     APIError,
@@ -26,7 +29,7 @@ from ._exceptions import (
     TransportError,
 )
 
-__all__ = ["Retrier", "call_with_retries", "is_retryable", "retry_delay", "submit_may_retry"]
+__all__ = ["Retrier", "is_retryable", "retry_delay", "submit_may_retry"]
 
 T = TypeVar("T")
 
@@ -62,34 +65,39 @@ def retry_delay(attempt: int, policy: RetryPolicy, retry_after: float | None = N
     return max(delay, retry_after or 0.0)
 
 
-def _waits(policy: RetryPolicy) -> Generator[float, BaseException | None, None]:
-    # backoff sends each exception into the wait generator, so Retry-After can act as a floor.
-    attempt = 0
-    exc = yield 0.0
-    while True:
-        hint = None
-        if isinstance(exc, RateLimitError):
-            hint = exc.retry_after if exc.retry_after is not None else policy.rate_limit_default
-        elif isinstance(exc, IdempotencyInProgressError):
-            hint = exc.retry_after
-        exc = yield retry_delay(attempt, policy, hint)
-        attempt += 1
+def _hint(exc: BaseException, policy: RetryPolicy) -> float | None:
+    """The server's own floor for the next wait, if its answer named one."""
+    if isinstance(exc, RateLimitError):
+        return exc.retry_after if exc.retry_after is not None else policy.rate_limit_default
+    if isinstance(exc, IdempotencyInProgressError):
+        return exc.retry_after
+    return None
 
 
 class Retrier:
     """Repeats failed calls by a fixed policy: ``await retrier(call)``. Built once (backoff's decorator is applied
-    here, not per call); ``should_retry`` says which library errors are worth repeating."""
+    here, not per call); ``should_retry`` says which library errors are worth repeating.
+
+    backoff decides whether to try again (attempts, give-up); the waits between attempts, full-jitter exponential
+    with the server's ``Retry-After`` as a floor (:func:`retry_delay`), are slept on ``clock``, so a test's
+    :class:`~hailuo_async.FakeClock` governs them like every other wait of the engine."""
 
     def __init__(
         self,
         policy: RetryPolicy,
         *,
+        clock: Clock | None = None,
         should_retry: Callable[[Exception], bool] = is_retryable,
         on_retry: Callable[[Exception, float], None] | None = None,
     ) -> None:
-        def backoff_handler(details: Any) -> None:
+        sleeper: Clock = clock or SystemClock()
+
+        async def pause(details: Any) -> None:
+            exc = details["exception"]
+            delay = retry_delay(details["tries"] - 1, policy, _hint(exc, policy))
             if on_retry is not None:
-                on_retry(details["exception"], details["wait"])
+                on_retry(exc, delay)
+            await sleeper.sleep(delay)
 
         async def invoke(call: Callable[[], Awaitable[Any]]) -> Any:
             return await call()
@@ -101,26 +109,16 @@ class Retrier:
                 "ignore", message="'asyncio.iscoroutinefunction' is deprecated", category=DeprecationWarning
             )
             self._invoke = backoff.on_exception(
-                lambda: _waits(policy),
+                backoff.constant,
                 HailuoError,
+                interval=0,  # backoff's own sleep is a mere checkpoint: the real wait is ``pause`` on the clock
                 max_tries=policy.max_attempts,
                 giveup=lambda exc: not should_retry(exc),
-                jitter=None,  # the waits are already jittered, and a Retry-After floor must not be jittered below
+                jitter=None,
                 logger=None,  # backoff would log str(exc) and the call's arguments; we log sanitised lines
-                on_backoff=backoff_handler,
+                on_backoff=pause,
             )(invoke)
 
     async def __call__(self, call: Callable[[], Awaitable[T]]) -> T:
         result: T = await self._invoke(call)
         return result
-
-
-async def call_with_retries(
-    call: Callable[[], Awaitable[T]],
-    *,
-    policy: RetryPolicy,
-    should_retry: Callable[[Exception], bool] = is_retryable,
-    on_retry: Callable[[Exception, float], None] | None = None,
-) -> T:
-    """``await call()``, retrying library errors that ``should_retry`` accepts, up to ``policy.max_attempts``."""
-    return await Retrier(policy, should_retry=should_retry, on_retry=on_retry)(call)

@@ -2,7 +2,7 @@
 
 Data flow: a caller (the submit, the poller's checks, ``status()``, MiniMax ``files/retrieve``, image uploads)
 hands an :class:`~hailuo_async._http.HttpRequest` to :meth:`PacedSender.call` or :meth:`PacedSender.send`; it
-waits for the :class:`~hailuo_async._scheduler.RequestPacer`'s token (unless the caller already holds one),
+waits for the :class:`~hailuo_async._pacer.RequestPacer`'s token (unless the caller already holds one),
 counts the request by route, sends it through the transport, and reports the answer back to the pacer: a 429
 (or a rate-limit answer inside a 200, as MiniMax's 1002) pauses and slows every request of the client, any other
 answer counts as accepted. Nothing else in the library calls ``Transport.send`` for the API.
@@ -16,7 +16,7 @@ from typing import TypeVar
 
 from ._exceptions import RateLimitError
 from ._http import HttpRequest, HttpResponse, parse_retry_after
-from ._scheduler import RequestPacer
+from ._pacer import RequestPacer
 from ._transport import Transport
 
 __all__ = ["PacedSender"]

@@ -1,7 +1,7 @@
 """The money-safe submit: one request becomes exactly one provider task, or an error that says whether one may exist.
 
 Data flow: the client resolves local frames, then hands the request here; :class:`Submitter` builds the submit with
-the provider codec, sends it through the paced path (:mod:`._paced`), records the journal's intent right before
+the provider codec, sends it through the paced path (:mod:`._sender`), records the journal's intent right before
 the POST and the task id right after the answer, and returns a :class:`~hailuo_async._models.Task` for the poller.
 
 Each submission is a small state machine (:class:`SubmitStage`):
@@ -30,8 +30,10 @@ from typing import NoReturn
 
 import anyio
 
-from ._config import Clock, RetryPolicy, Timeouts
+from ._clock import Clock
+from ._config import RetryPolicy, Timeouts
 from ._exceptions import (
+    APIError,
     DecodeError,
     HailuoError,
     IdempotencyInProgressError,
@@ -43,8 +45,8 @@ from ._exceptions import (
 from ._http import HttpRequest
 from ._journal import JournalItem
 from ._models import GenerationRequest, Task
-from ._paced import PacedSender
 from ._retry import Retrier, submit_may_retry
+from ._sender import PacedSender
 from .providers import Provider
 
 __all__ = ["SubmitStage", "Submitter"]
@@ -56,6 +58,10 @@ Note = Callable[..., Awaitable[None]]
 
 _MAYBE_SENT_ERRORS = (ServerError, DecodeError, IdempotencyInProgressError)
 """Answers after which a task may exist: the provider may have created it before failing to say so."""
+
+_INDETERMINATE_CODES = frozenset({"idempotency_result_indeterminate"})
+"""Error codes (apimart, 409) saying the outcome of an earlier request under the same key is unknown: a task may
+exist, whatever the HTTP status says."""
 
 
 class SubmitStage(enum.Enum):
@@ -89,6 +95,9 @@ class Submitter:
 
     MAX_RESENDS = 2
     """Times a submission is sent again after a look-up showed its earlier POST created no task."""
+    LOOKUPS_FOR_A_MISS = 2
+    """Look-ups, each after :attr:`RetryPolicy.lookup_delay`, that must all find no task before a submission counts
+    as never created: a POST still being processed when the first was asked shows up in the second."""
 
     def __init__(
         self,
@@ -109,9 +118,12 @@ class Submitter:
         self._note = note
         idempotent = provider.honours_idempotency_key
         self._retrier = Retrier(
-            retry, should_retry=lambda exc: submit_may_retry(exc, idempotent=idempotent), on_retry=on_retry
+            retry,
+            clock=clock,
+            should_retry=lambda exc: submit_may_retry(exc, idempotent=idempotent),
+            on_retry=on_retry,
         )
-        self._lookup_retrier = Retrier(retry, on_retry=on_retry)
+        self._lookup_retrier = Retrier(retry, clock=clock, on_retry=on_retry)
         self.submitting = 0
         self.submitted = 0
         self.uncertain = 0
@@ -136,7 +148,7 @@ class Submitter:
             submission.may_have_been_sent()
         self.submitting += 1
         try:
-            task_id, submitted_at = await self._settle(submission)
+            task_id, submitted_at = await self._until_answered(submission)
         except HailuoError as exc:
             await self._fail(submission, original, exc)
         finally:
@@ -151,7 +163,7 @@ class Submitter:
             idempotency_key=key if self.provider.honours_idempotency_key else None,
         )
 
-    async def _settle(self, submission: _Submission) -> tuple[str, float]:
+    async def _until_answered(self, submission: _Submission) -> tuple[str, float]:
         """Send until the provider answers; a lost answer that can be looked up is looked up, not given up on."""
         while True:
             failure: HailuoError | None = None
@@ -198,6 +210,10 @@ class Submitter:
             except _MAYBE_SENT_ERRORS:
                 submission.may_have_been_sent()
                 raise
+            except APIError as exc:
+                if exc.code in _INDETERMINATE_CODES:
+                    submission.may_have_been_sent()
+                raise
             submission.stage = SubmitStage.ANSWERED
             return await self._accepted(submission, task_id)
         submission.may_have_been_sent()  # the shield's own deadline passed while the POST was in flight
@@ -211,11 +227,16 @@ class Submitter:
     async def _look_up(self, submission: _Submission) -> tuple[str, float] | None:
         """Ask the provider whether the submission created a task; ``None`` when it says no task carries the key.
 
-        Waits :attr:`RetryPolicy.lookup_delay` first, so that a POST the provider is still processing has
-        created its task before the question is asked."""
-        await self.clock.sleep(self.retry.lookup_delay)
+        Each question waits :attr:`RetryPolicy.lookup_delay` first, so that a POST the provider is still
+        processing has created its task before it is asked; a "not found" counts only once it is said twice
+        (:attr:`LOOKUPS_FOR_A_MISS`), a delay apart."""
         request = self.provider.build_lookup(submission.key)
-        task_id = await self._lookup_retrier(lambda: self.sender.call(request, self.provider.parse_lookup))
+        task_id = None
+        for _ in range(self.LOOKUPS_FOR_A_MISS):
+            await self.clock.sleep(self.retry.lookup_delay)
+            task_id = await self._lookup_retrier(lambda: self.sender.call(request, self.provider.parse_lookup))
+            if task_id is not None:
+                break
         if task_id is None:
             logger.info("hailuo_async: %s has no task for a lost submit; sending it again", self.provider.name)
             return None

@@ -31,7 +31,7 @@ from .conftest import SECRET
 pytestmark = pytest.mark.anyio
 
 FAST_POLL = PollPolicy(first_check=0.1, min_interval=0.05, near_end_interval=0.1, max_interval=1.0, deadline=60)
-FAST_RETRY = RetryPolicy(base_delay=0.01, max_delay=0.2, rate_limit_default=0.2)
+FAST_RETRY = RetryPolicy(base_delay=0.01, max_delay=0.2, rate_limit_default=0.2, lookup_delay=0.1)
 VIDEO_BYTES = 4096
 
 
@@ -103,17 +103,18 @@ async def test_cancelled_batch_resumes_without_resubmitting(provider: str, tmp_p
 
 
 async def test_uncertain_submit_on_resume(tmp_path: Path) -> None:
+    # MiniMax cannot look a submit up: an uncertain item stays uncertain until the user consents to resend it.
     journal = tmp_path / "batch.sqlite"
     async with Simulator(sim_config(faults=Faults(submit_then_drop=1.0))) as sim:
-        async with client_for(sim, "toapis", journal) as client:
+        async with client_for(sim, "minimax", journal) as client:
             first = await client.gather_generations(["maybe paid"], return_exceptions=True)
         assert isinstance(first[0], SubmissionUncertainError)
         sim.update_config(faults=Faults())
-        async with client_for(sim, "toapis", journal) as client:
+        async with client_for(sim, "minimax", journal) as client:
             second = await client.gather_generations(["maybe paid"], return_exceptions=True)
         assert isinstance(second[0], SubmissionUncertainError)
         assert sim.stats().submits_by_prompt == {"maybe paid": 1}  # nothing resent without consent
-        async with client_for(sim, "toapis", journal, resubmit_uncertain=True) as client:
+        async with client_for(sim, "minimax", journal, resubmit_uncertain=True) as client:
             third = await client.gather_generations(["maybe paid"])
         assert isinstance(third[0], Generation)
         assert sim.stats().submits_by_prompt == {"maybe paid": 2}

@@ -11,7 +11,7 @@ import anyio
 import pytest
 
 from hailuo_async import FakeClock
-from hailuo_async._scheduler import RequestPacer
+from hailuo_async._pacer import RequestPacer
 
 pytestmark = pytest.mark.anyio
 

@@ -11,9 +11,9 @@ import pytest
 
 from hailuo_async import FakeClock, GenerationRequest, HttpRequest, HttpResponse, MockTransport, PollPolicy, Task
 from hailuo_async._config import RetryPolicy
-from hailuo_async._paced import PacedSender
+from hailuo_async._pacer import RequestPacer, _Tally
 from hailuo_async._poller import Poller, _estimate, _Model, _Sample
-from hailuo_async._scheduler import RequestPacer, _Tally
+from hailuo_async._sender import PacedSender
 from hailuo_async.providers import get_provider
 
 
@@ -114,9 +114,9 @@ async def test_checks_aimed_at_a_finish_go_before_routine_ones() -> None:
     for entry in entries.values():
         entry.cleared = True
         poller._schedule(entry, clock.monotonic() + 1.0)
-    assert poller._settle() == pytest.approx(clock.monotonic() + 1.0)  # nothing due yet: when the next is
+    assert poller._next_due() == pytest.approx(clock.monotonic() + 1.0)  # nothing due yet: when the next is
     clock.advance(1.0)
-    assert poller._settle() is None
+    assert poller._next_due() is None
     order = [entry.task.task_id for entry in iter(poller._pop_due, None)]
     assert order[0] == "aimed" and sorted(order[1:]) == ["first-look", "reading"]
 
@@ -128,7 +128,7 @@ async def test_a_deferred_first_look_needs_no_token() -> None:
     for index in range(_Model.PROBES):
         poller._model.estimates.add(20.0 + index)  # the batch knows tasks take about 20-40 s
     poller.track(_task("late", clock), lambda outcome: None, deadline=None, first_check=0.0)
-    due = poller._settle()  # the first look is due by the schedule, but the batch says to wait
+    due = poller._next_due()  # the first look is due by the schedule, but the batch says to wait
     assert due is not None and due > clock.monotonic()
     assert poller._pop_due() is None
 
