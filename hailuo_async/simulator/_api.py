@@ -22,7 +22,7 @@ from aiohttp.typedefs import Handler
 from ._cdn import sign_video_url
 from ._config import DriftShape, SimulatorConfig
 from ._providers import APIMART_RESPONSE_VERSION, MODELS, Apimart, Dialect, ErrorKind, Minimax, ModelSpec, Toapis
-from ._state import Counters, SimState, Task, parse_markers
+from ._state import Counters, LiveTask, SimState, parse_markers
 
 __all__ = ["build_api_app"]
 
@@ -67,7 +67,7 @@ def _dropped(request: web.Request) -> bool:
     return transport is None or transport.is_closing()
 
 
-def _drift(task: Task, config: SimulatorConfig) -> frozenset[DriftShape]:
+def _drift(task: LiveTask, config: SimulatorConfig) -> frozenset[DriftShape]:
     """The drift shapes ``task`` answers in: the enabled ones for about half of the tasks, none for the others."""
     return config.drift_shapes() if task.alt else frozenset()
 
@@ -278,7 +278,7 @@ class _Api:
         return self.submitted(dialect, task, config, versioned, replayed=False)
 
     def submitted(
-        self, dialect: Dialect, task: Task, config: SimulatorConfig, versioned: bool, *, replayed: bool
+        self, dialect: Dialect, task: LiveTask, config: SimulatorConfig, versioned: bool, *, replayed: bool
     ) -> web.Response:
         """The submit answer for ``task``: the legacy shape (HTTP 200), or apimart's newer one (HTTP 202, with
         ``Idempotency-Replayed: true`` when it replays an earlier request's task)."""

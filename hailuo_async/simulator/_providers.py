@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Literal
 import msgspec
 
 from ._config import DriftShape
-from ._state import Provider, Task, TaskState
+from ._state import LiveTask, ProviderName, TaskPhase
 
 __all__ = [
     "MODEL",
@@ -195,7 +195,7 @@ class Dialect:
     ``drift`` arguments are the drift shapes this task answers in (empty: the main shapes).
     """
 
-    name: ClassVar[Provider]
+    name: ClassVar[ProviderName]
     request_id_header: ClassVar[str] = "X-Request-Id"
     upload_limit: ClassVar[int] = 0
     # kind -> (HTTP status, error type or MiniMax code, default message)
@@ -211,13 +211,13 @@ class Dialect:
     def server_error(self, status: int) -> dict[str, Any]:
         raise NotImplementedError
 
-    def submit_body(self, task: Task, drift: frozenset[DriftShape]) -> dict[str, Any]:
+    def submit_body(self, task: LiveTask, drift: frozenset[DriftShape]) -> dict[str, Any]:
         raise NotImplementedError
 
     def status_body(
         self,
-        task: Task,
-        state: TaskState,
+        task: LiveTask,
+        state: TaskPhase,
         progress: int,
         video: tuple[str, int] | None,
         drift: frozenset[DriftShape],
@@ -312,19 +312,19 @@ class Apimart(Dialect):
         kind_type, message = self._server_errors[status]
         return {"error": {"code": status, "message": message, "type": kind_type}}
 
-    def submit_body(self, task: Task, drift: frozenset[DriftShape]) -> dict[str, Any]:
+    def submit_body(self, task: LiveTask, drift: frozenset[DriftShape]) -> dict[str, Any]:
         return {"code": 200, "data": [{"status": "submitted", "task_id": task.task_id}]}
 
     @staticmethod
-    def versioned_submit_body(task: Task) -> dict[str, Any]:
+    def versioned_submit_body(task: LiveTask) -> dict[str, Any]:
         """The submit answer under ``X-APIMart-Response-Version: 2026-07-27``, sent with HTTP 202 (the caller adds
         ``request_id``, as to every answer in that version)."""
         return {"code": 202, "data": {"id": task.task_id, "status": "pending"}}
 
     def status_body(
         self,
-        task: Task,
-        state: TaskState,
+        task: LiveTask,
+        state: TaskPhase,
         progress: int,
         video: tuple[str, int] | None,
         drift: frozenset[DriftShape],
@@ -507,7 +507,7 @@ class Toapis(Dialect):
         message = "Internal server error" if status == 500 else "Upstream service temporarily unavailable"
         return {"error": {"code": status, "message": message, "type": "internal_error"}}
 
-    def submit_body(self, task: Task, drift: frozenset[DriftShape]) -> dict[str, Any]:
+    def submit_body(self, task: LiveTask, drift: frozenset[DriftShape]) -> dict[str, Any]:
         return {
             "id": task.task_id,
             "object": "generation.task",
@@ -520,8 +520,8 @@ class Toapis(Dialect):
 
     def status_body(
         self,
-        task: Task,
-        state: TaskState,
+        task: LiveTask,
+        state: TaskPhase,
         progress: int,
         video: tuple[str, int] | None,
         drift: frozenset[DriftShape],
@@ -636,13 +636,13 @@ class Minimax(Dialect):
     def server_error(self, status: int) -> dict[str, Any]:
         return {"base_resp": {"status_code": 1024, "status_msg": "internal error"}}
 
-    def submit_body(self, task: Task, drift: frozenset[DriftShape]) -> dict[str, Any]:
+    def submit_body(self, task: LiveTask, drift: frozenset[DriftShape]) -> dict[str, Any]:
         return {"task_id": task.task_id, "base_resp": _OK}
 
     def status_body(
         self,
-        task: Task,
-        state: TaskState,
+        task: LiveTask,
+        state: TaskPhase,
         progress: int,
         video: tuple[str, int] | None,
         drift: frozenset[DriftShape],
@@ -676,7 +676,7 @@ class Minimax(Dialect):
             "base_resp": _OK,
         }
 
-    def retrieve_body(self, task: Task, url: str) -> dict[str, Any]:
+    def retrieve_body(self, task: LiveTask, url: str) -> dict[str, Any]:
         return {
             "file": {
                 "file_id": task.file_id,

@@ -21,22 +21,22 @@ from ._config import GenerationTimes, RateLimit, SimulatorConfig
 
 __all__ = [
     "Counters",
+    "LiveTask",
     "Markers",
     "Outcome",
-    "Provider",
+    "ProviderName",
     "SimState",
     "SimTask",
     "SimulatorStats",
-    "Task",
-    "TaskState",
+    "TaskPhase",
     "TaskStore",
     "Timebase",
     "TokenBuckets",
     "parse_markers",
 ]
 
-Provider = Literal["apimart", "toapis", "minimax"]
-TaskState = Literal["queued", "running", "completed", "failed"]
+ProviderName = Literal["apimart", "toapis", "minimax"]
+TaskPhase = Literal["queued", "running", "completed", "failed"]
 Outcome = Literal["success", "fail", "hang"]
 
 _MARKER = re.compile(r"\{\{sim:([a-z_]+)(?:=([^}]*))?\}\}")
@@ -94,7 +94,7 @@ class SimTask(msgspec.Struct, frozen=True, kw_only=True):
     ready_at: float | None  # None for a task that hangs
     generation_time: float
     outcome: Outcome
-    state: TaskState
+    state: TaskPhase
     file_id: int | None = None  # MiniMax only
 
 
@@ -173,7 +173,7 @@ def draw_generation_time(times: GenerationTimes, rng: random.Random) -> float:
     return min(max(value, times.min), times.max)
 
 
-class Task:
+class LiveTask:
     """One simulated task; the lifecycle is a pure function of the clock."""
 
     __slots__ = (
@@ -200,7 +200,7 @@ class Task:
     def __init__(
         self,
         *,
-        provider: Provider,
+        provider: ProviderName,
         task_id: str,
         model: str,
         prompt: str,
@@ -239,7 +239,7 @@ class Task:
         # With ``drift`` on, the tasks with ``alt`` set (about half) answer in the enabled drift shapes.
         self.alt = alt
 
-    def state(self, now: float) -> tuple[TaskState, int]:
+    def state(self, now: float) -> tuple[TaskPhase, int]:
         """The state and progress (0-100) at monotonic time ``now``."""
         elapsed = now - self.created
         if elapsed < self.queue_time:
@@ -275,26 +275,26 @@ class TaskStore:
 
     def __init__(self, seed: int, timebase: Timebase) -> None:
         self.timebase = timebase
-        self.tasks: dict[str, Task] = {}
-        self.by_file_id: dict[int, Task] = {}
+        self.tasks: dict[str, LiveTask] = {}
+        self.by_file_id: dict[int, LiveTask] = {}
         # (provider, api key, idempotency key) -> (canonical request body, task)
-        self.idempotency: dict[tuple[str, str, str], tuple[bytes, Task]] = {}
+        self.idempotency: dict[tuple[str, str, str], tuple[bytes, LiveTask]] = {}
         # The same keys while their first submit is still being processed (``submit_delay``).
         self.idempotency_pending: set[tuple[str, str, str]] = set()
         # (provider, api key, client_business_id) -> the most recent task submitted with it
-        self.by_client_id: dict[tuple[str, str, str], Task] = {}
+        self.by_client_id: dict[tuple[str, str, str], LiveTask] = {}
         self.credits_used: defaultdict[str, int] = defaultdict(int)
         self._per_prompt: defaultdict[tuple[str, str], int] = defaultdict(int)
         self._ids = random.Random(f"ids|{seed}")
 
-    def get(self, provider: str, task_id: str, api_key: str) -> Task | None:
+    def get(self, provider: str, task_id: str, api_key: str) -> LiveTask | None:
         """The task if it exists, belongs to ``provider`` and was created with ``api_key``."""
         task = self.tasks.get(task_id)
         if task is None or task.provider != provider or task.api_key != api_key:
             return None
         return task
 
-    def get_by_client_id(self, provider: str, client_id: str, api_key: str) -> Task | None:
+    def get_by_client_id(self, provider: str, client_id: str, api_key: str) -> LiveTask | None:
         """The most recent task ``api_key`` submitted to ``provider`` with this ``client_business_id``."""
         return self.by_client_id.get((provider, api_key, client_id))
 
@@ -304,7 +304,7 @@ class TaskStore:
     def create(
         self,
         *,
-        provider: Provider,
+        provider: ProviderName,
         model: str,
         prompt: str,
         request: dict[str, Any],
@@ -315,7 +315,7 @@ class TaskStore:
         markers: Markers,
         config: SimulatorConfig,
         unified_id: bool = False,
-    ) -> Task:
+    ) -> LiveTask:
         """Create a task. ``unified_id``: an apimart id in the newer ``task-unified-<unix>-<8 chars>`` form (the
         status page's example id) instead of ``task_<ULID>``."""
         # Per-task randomness depends on (seed, provider, prompt, n-th such prompt), not on arrival order, so
@@ -333,7 +333,7 @@ class TaskStore:
             outcome = "success"
         noisy = gen_time * (1.0 + rng.gauss(0.0, config.estimated_time_error))
         now = self.timebase.now()
-        task = Task(
+        task = LiveTask(
             provider=provider,
             task_id=self._new_task_id(provider, unified_id),
             model=model,
