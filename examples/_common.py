@@ -4,6 +4,9 @@ Every example calls :func:`open_client` (or :func:`connection`) instead of ``Hai
 runs out of the box: with ``APIMART_API_KEY`` (or ``HAILUO_API_KEY``) set it talks to apimart and spends real
 credits; without a key it starts :class:`hailuo_async.simulator.Simulator` in process and talks to that.
 ``HAILUO_PROVIDER=toapis|minimax`` picks another provider; ``HAILUO_SIMULATOR=1`` forces the simulator.
+
+Each example saves into its own folder of ``hailuo-output/`` (:func:`output_folder`; git ignores it) and reports
+the files of this run only, whatever earlier runs left there.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from hailuo_async import HailuoClient
@@ -22,6 +26,13 @@ PROVIDER = os.environ.get("HAILUO_PROVIDER", "apimart")
 
 SIMULATOR = SimulatorConfig(generation=GenerationTimes(kind="uniform", low=1.0, high=3.0), video_bytes=16384)
 """Videos take one to three seconds in the simulator (minutes on a real provider)."""
+OUTPUT = Path("hailuo-output")
+"""Where every example writes, below the current folder."""
+
+
+def output_folder(example: str) -> Path:
+    """The example's own folder, ``hailuo-output/<name>`` (``example``: its ``__file__``)."""
+    return OUTPUT / Path(example).stem
 
 
 def use_simulator(provider: str = PROVIDER) -> bool:

@@ -1,12 +1,14 @@
 """Generate a list of prompts concurrently; one failure never stops the others.
 
-Run: ``python examples/bulk_from_list.py`` (uses the built-in simulator unless ``APIMART_API_KEY`` is set).
+Run: ``.venv/bin/python examples/bulk_from_list.py`` from the repository, after the README's first set-up command
+(nothing to activate). It uses the built-in simulator unless ``APIMART_API_KEY`` is set, and saves into
+``hailuo-output/bulk_from_list/``.
 """
 
 from __future__ import annotations
 
 import anyio
-from _common import open_client
+from _common import open_client, output_folder
 
 from hailuo_async import Generation
 
@@ -25,7 +27,7 @@ PROMPTS = [
 async def main() -> None:
     async with open_client(max_concurrency=4) as client:
         # return_exceptions=True: a failed item's slot holds its exception instead of raising BatchError.
-        results = await client.gather_generations(PROMPTS, return_exceptions=True, download_to="videos")
+        results = await client.gather_generations(PROMPTS, return_exceptions=True, download_to=output_folder(__file__))
         stats = client.statistics()
     for prompt, result in zip(PROMPTS, results, strict=True):
         if isinstance(result, Generation):

@@ -9,7 +9,9 @@ apimart honours an idempotency key, so an item whose submit was cut off is simpl
 toapis and MiniMax do not: such an item comes back as ``SubmissionUncertainError`` (it may or may not exist and be
 paid for) unless the client is created with ``resubmit_uncertain=True``.
 
-Run: ``python examples/resumable_batch.py`` (uses the built-in simulator unless ``APIMART_API_KEY`` is set).
+Run: ``.venv/bin/python examples/resumable_batch.py`` from the repository, after the README's first set-up command
+(nothing to activate). It uses the built-in simulator unless ``APIMART_API_KEY`` is set, and saves into
+``hailuo-output/resumable_batch/``.
 """
 
 from __future__ import annotations
@@ -20,15 +22,17 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from _common import PROVIDER, connection, use_simulator
+from _common import PROVIDER, connection, output_folder, use_simulator
 
 from hailuo_async import Generation, HailuoClient, HailuoError
 
 PROMPTS = [f"A paper crane unfolding, take {n} [Static shot]" for n in range(1, 17)]
-FOLDER = Path("videos/resumable")
+FOLDER = output_folder(__file__)
 
 
-async def run(target: dict[str, Any], journal: Path, *, stop_after: float | None = None) -> None:
+async def run(
+    target: dict[str, Any], journal: Path, *, stop_after: float | None = None
+) -> list[Generation | HailuoError]:
     async with HailuoClient(PROVIDER, journal=journal, max_concurrency=4, requests_per_second=4, **target) as client:
         results: list[Generation | HailuoError] = []
         with anyio.move_on_after(stop_after):
@@ -41,10 +45,7 @@ async def run(target: dict[str, Any], journal: Path, *, stop_after: float | None
         print(f"  failed:    {count} x {name}")  # e.g. SubmissionUncertainError, see the module docstring
     if summary is not None:
         print(f"  journal:   {summary.counts}")
-
-
-def count_videos() -> int:
-    return len(list(FOLDER.glob("*.mp4")))
+    return results
 
 
 async def main() -> None:
@@ -56,8 +57,10 @@ async def main() -> None:
             print("first pass, interrupted after 3.5 seconds:")
             await run(target, journal, stop_after=3.5)
             print("second pass, the same call:")
-            await run(target, journal)
-    print(f"{count_videos()} videos in {FOLDER}")
+            results = await run(target, journal)
+    # The second pass returns every item, those finished in the first pass included (from the journal).
+    saved = [r.path for r in results if isinstance(r, Generation) and r.path]
+    print(f"{len(saved)} videos saved by this run in {FOLDER}")
 
 
 if __name__ == "__main__":

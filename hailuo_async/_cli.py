@@ -10,10 +10,14 @@ prints. Output rules:
   silences it; ``-v`` sends the library's log (logger ``hailuo_async``) to stderr;
 - the API key is never printed: not in errors, not in logs, not in the resume command.
 
-Exit status: 0 every item succeeded, 1 some item failed, 2 usage error (bad option, bad input file, missing API
-key), 130 interrupted. The first Ctrl-C stops submitting, lets the submits already sent be acknowledged (so their
-task ids reach the journal), prints what is still running and the command that resumes the batch; a second Ctrl-C
-exits at once.
+Exit status: 0 every item succeeded, 1 some item failed (or a line was skipped), 2 usage error (bad option, bad
+input file, missing API key, unusable --out folder), 130 interrupted. The first Ctrl-C cancels the batch at once:
+nothing more is submitted, and only a submit already on the wire is awaited (the library shields it so its task id
+reaches the journal); then it prints what finished, what is still running (task ids), what was never submitted and
+the command that resumes the batch. A second Ctrl-C exits at once.
+
+Printed commands (resume, status) work when pasted: they never carry ``--api-key``; when the key came from that
+option, a note says which environment variable to set instead.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ import msgspec
 
 from ._client import HailuoClient
 from ._config import DEFAULT_POLL, UNSET, PollPolicy, Unset
+from ._download import check_destination
 from ._exceptions import (
     DownloadError,
     GenerationFailedError,
@@ -70,16 +75,24 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
+DEFAULT_CONCURRENCY = 16
+"""Submits in flight at once unless ``--concurrency`` says otherwise."""
 PROGRESS_INTERVAL = 5.0
 """Seconds between two plain progress lines."""
-SUBMIT_GRACE = 30.0
-"""After the first Ctrl-C, how long to wait for submits already sent to be acknowledged."""
 JOURNAL_NAME = ".hailuo-journal.sqlite"
 """The journal's file name inside ``--out``."""
+DEMO_FOLDER = os.path.join("hailuo-output", "demo")
+"""Where ``hailuo demo`` saves its videos by default (``hailuo-output/`` is where the examples write too)."""
 MAX_REPORTED_PROBLEMS = 20
 """Bad lines of a batch file listed before the rest are only counted."""
 MAX_LISTED_FAILURES = 20
 """Failed items the summary lists before the rest are only counted."""
+MAX_LISTED_RUNNING = 20
+"""Items still running that an interruption report lists when a journal holds them all."""
+DEFAULT_RESOLUTION = "768p"
+"""What apimart, toapis and MiniMax all use when a request names no resolution (the CLI sends none by default)."""
+LIVE_BAR_HINT = "pip install 'hailuo-async[cli]' gives a live progress bar"
+"""Said once when plain progress lines go to a terminal because rich is missing."""
 
 _REQUEST_FIELDS: tuple[str, ...] = GenerationRequest.__struct_fields__
 _BOOL_FIELDS = ("prompt_optimizer", "fast_pretreatment", "watermark")
@@ -112,8 +125,11 @@ class Output:
         self.quiet = quiet
         self.stdout = stdout
         self.stderr = stderr
-        is_tty = _isatty(stdout)
-        self.fancy = is_tty and not json_mode and not quiet and _load_rich()
+        live = _isatty(stdout) and not json_mode and not quiet
+        rich = live and _load_rich()
+        self.fancy = rich
+        self.live_bar_hint = live and not rich
+        """A terminal would get a live bar if rich were installed: the plain display says so once."""
         self.console: Console | None = None
         if self.fancy:
             from rich.console import Console
@@ -201,14 +217,10 @@ class Tracker:
         self.downloading = downloading
         self.states: list[ItemState] = ["waiting"] * self.total
         self.task_ids: list[str | None] = [None] * self.total
-        self.pulled = 0
-        """Items handed to the client so far."""
-        self._answered: set[int] = set()
         self.started = time.monotonic()
         self.done = 0
         self.failed = 0
         self.on_change: Callable[[], None] = lambda: None
-        self._settled: list[anyio.Event] = []
 
     def on_event(self, event: ItemEvent) -> None:
         index = event.index
@@ -216,9 +228,6 @@ class Tracker:
             return
         if event.task_id:
             self.task_ids[index] = event.task_id
-        if event.kind != "submitting":
-            self._answered.add(index)
-        self._check_settled()
         if self.states[index] in ("done", "failed"):
             return
         if event.kind == "submitting":
@@ -232,7 +241,6 @@ class Tracker:
         self.on_change()
 
     def finish(self, index: int, outcome: Generation | HailuoError) -> None:
-        self._answered.add(index)
         if isinstance(outcome, Generation):
             self.task_ids[index] = outcome.task_id
             self.states[index] = "done"
@@ -243,30 +251,11 @@ class Tracker:
                 self.task_ids[index] = task_id
             self.states[index] = "failed"
             self.failed += 1
-        self._check_settled()
         self.on_change()
 
     @property
     def finished(self) -> int:
         return self.done + self.failed
-
-    def submits_in_flight(self) -> int:
-        """Items handed to the client whose submit has not been answered yet."""
-        return self.pulled - len(self._answered)
-
-    async def wait_submits_settled(self) -> None:
-        """Return once no submit is in flight (call it after the input stopped flowing)."""
-        if self.submits_in_flight() <= 0:
-            return
-        event = anyio.Event()
-        self._settled.append(event)
-        await event.wait()
-
-    def _check_settled(self) -> None:
-        if self._settled and self.submits_in_flight() <= 0:
-            waiters, self._settled = self._settled, []
-            for event in waiters:
-                event.set()
 
     def count(self, *states: ItemState) -> int:
         return sum(1 for state in self.states if state in states)
@@ -281,13 +270,17 @@ class Tracker:
         rate = self.finished / elapsed
         return rate, (self.total - self.finished) / rate
 
-    def counts_text(self) -> str:
-        parts = [f"{self.done} done", f"{self.failed} failed", f"{self.count('running', 'saving')} running"]
+    def other_counts(self) -> list[str]:
+        """Every count but ``done``: failed, running, queued and (when some are) waiting."""
+        parts = [f"{self.failed} failed", f"{self.count('running', 'saving')} running"]
         parts.append(f"{self.count('queued', 'submitting')} queued")
         waiting = self.count("waiting")
         if waiting:
             parts.append(f"{waiting} waiting")
-        return ", ".join(parts)
+        return parts
+
+    def counts_text(self) -> str:
+        return ", ".join([f"{self.done} done", *self.other_counts()])
 
     def rate_text(self) -> str:
         rate, eta = self.rate_and_eta()
@@ -349,13 +342,18 @@ class Display:
 class PlainDisplay(Display):
     """Plain lines on stderr: one every :data:`PROGRESS_INTERVAL` seconds and one per finished item."""
 
-    def __init__(self, tracker: Tracker, stream: TextIO) -> None:
+    def __init__(self, tracker: Tracker, stream: TextIO, *, live_bar_hint: bool = False) -> None:
         super().__init__(tracker)
         self.stream = stream
+        self.live_bar_hint = live_bar_hint
 
     def _write(self, text: str) -> None:
         self.stream.write(f"hailuo: {text}\n")
         self.stream.flush()
+
+    def start(self) -> None:
+        if self.live_bar_hint:
+            self._write(f"progress every {PROGRESS_INTERVAL:g}s ({LIVE_BAR_HINT})")
 
     def tick(self) -> None:
         self._write(self.tracker.line())
@@ -375,28 +373,39 @@ class PlainDisplay(Display):
 
 
 class RichDisplay(Display):
-    """A live progress bar on the terminal, finished items listed above it."""
+    """A live progress bar on the terminal, finished items listed above it.
+
+    One line, laid out for the console's width at every update: the spinner, the batch's name, ``finished/total``,
+    the ``done`` count and the elapsed time always show in full; the bar takes what is left (at least
+    :attr:`MIN_BAR`), and the other counts, the rate and the ETA are shortened last."""
+
+    MIN_BAR = 8
+    MAX_BAR = 40
+    MAX_DESCRIPTION = 16
+    ELAPSED = len("0:00:00")
+    """Width of rich's elapsed time (below ten hours)."""
 
     def __init__(self, tracker: Tracker, console: Console, description: str) -> None:
         super().__init__(tracker)
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
         self.console = console
+        self.description = _shorten(description, self.MAX_DESCRIPTION)
+        self.bar = BarColumn(bar_width=self.MIN_BAR)
         self.progress: Progress = Progress(
             SpinnerColumn(),
             TextColumn("[bold]{task.description}"),
-            BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("{task.fields[counts]}"),
+            TextColumn("{task.fields[done]}"),
             TimeElapsedColumn(),
-            TextColumn("{task.fields[rate]}"),
+            self.bar,
+            TextColumn("{task.fields[rest]}"),
             console=console,
             refresh_per_second=8,
         )
-        self.task: TaskID = self.progress.add_task(
-            description, total=tracker.total, counts=tracker.counts_text(), rate="", start=True
-        )
+        self.task: TaskID = self.progress.add_task(self.description, total=tracker.total, done="", rest="", start=True)
         self._started = False
+        self.changed()
 
     def start(self) -> None:
         self.progress.start()
@@ -404,7 +413,16 @@ class RichDisplay(Display):
 
     def changed(self) -> None:
         t = self.tracker
-        self.progress.update(self.task, completed=t.finished, counts=t.counts_text(), rate=t.rate_text())
+        done = f"{t.done} done"
+        count = 2 * len(str(t.total)) + 1  # rich's "finished/total", padded to the total's width
+        # Seven columns, one space between two of them; the spinner is one character wide.
+        fixed = 6 + 1 + len(self.description) + count + len(done) + self.ELAPSED
+        room = self.console.width - fixed
+        rest = _shorten(f"{', '.join(t.other_counts())}; {t.rate_text()}", max(room - self.MIN_BAR, 1))
+        if room - self.MIN_BAR < 2:
+            rest = ""
+        self.bar.bar_width = max(self.MIN_BAR, min(self.MAX_BAR, room - len(rest)))
+        self.progress.update(self.task, completed=t.finished, done=done, rest=rest)
 
     def tick(self) -> None:
         self.changed()
@@ -443,15 +461,15 @@ def _make_display(out: Output, tracker: Tracker, description: str) -> Display:
         return Display(tracker)
     if out.fancy and out.console is not None:
         return RichDisplay(tracker, out.console, description)
-    return PlainDisplay(tracker, out.stderr)
+    return PlainDisplay(tracker, out.stderr, live_bar_hint=out.live_bar_hint)
 
 
 # -- interruption ---------------------------------------------------------------------------------------------
 
 
 class Interrupt:
-    """SIGINT handling: the first press stops the running batch gracefully (or cancels the command), the second
-    exits at once with status 130."""
+    """SIGINT handling: the first press cancels the running batch at once (or the command), the second exits at
+    once with status 130."""
 
     def __init__(self, out: Output) -> None:
         self.out = out
@@ -557,55 +575,42 @@ async def run_items(
     json_lines: bool = True,
     item_lines: bool = True,
 ) -> RunResult:
-    """Run ``requests`` through ``client.as_completed`` with progress, JSON lines and graceful Ctrl-C.
+    """Run ``requests`` through ``client.as_completed`` with progress, JSON lines and Ctrl-C.
 
+    Ctrl-C (:class:`Interrupt`) cancels the batch at once: items waiting for their turn are never sent; a submit
+    already on the wire is awaited by the library, which records its task id and reports it as ``submitted``.
     ``json_lines``: print each finished item as JSON (with ``--json``); ``item_lines``: list each finished item
     in the progress display."""
     tracker = Tracker(labels, downloading=download_to is not None)
     display = _make_display(out, tracker, description)
     tracker.on_change = display.changed
     outcomes: dict[int, Outcome] = {}
-    stop_requested = anyio.Event()
+    batch_scope = anyio.CancelScope()
     stopping = [False]
 
     def feed() -> Iterator[GenerationRequest]:
         for request in requests:
             if stopping[0]:
                 return
-            tracker.pulled += 1
             yield request
 
     def request_stop() -> None:
         stopping[0] = True
-        stop_requested.set()
+        display.message("stopping: nothing more is submitted (Ctrl-C again to quit at once)")
+        batch_scope.cancel()
 
     async def ticker() -> None:
         while True:
             await anyio.sleep(PROGRESS_INTERVAL)
             display.tick()
 
-    async def stopper(scope: anyio.CancelScope) -> None:
-        await stop_requested.wait()
-        pending = tracker.submits_in_flight()
-        if pending:
-            display.message(
-                f"stopping: no new submits; waiting for {pending} submit(s) already under way "
-                "(Ctrl-C again to quit at once)"
-            )
-        else:
-            display.message("stopping")
-        with anyio.move_on_after(SUBMIT_GRACE):
-            await tracker.wait_submits_settled()
-        scope.cancel()
-
     interrupt.stop_batch = request_stop
     interrupt.display = display
     display.start()
     try:
-        with anyio.CancelScope() as batch_scope:
+        with batch_scope:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(ticker)
-                tg.start_soon(stopper, batch_scope)
                 stream = client.as_completed(
                     feed(), download_to=download_to, on_event=tracker.on_event, timeout=timeout
                 )
@@ -640,6 +645,7 @@ def print_summary(
     *,
     title: str,
     download_to: Path | None,
+    skipped: int = 0,
 ) -> None:
     """The end-of-batch table: done, failed with reasons, time, requests used."""
     stats = client.statistics()
@@ -651,6 +657,8 @@ def print_summary(
     not_run = total - len(run.outcomes)
     if not_run:
         rows.append(("not finished", str(not_run)))
+    if skipped:
+        rows.append(("skipped", f"{skipped} invalid line{'s' if skipped != 1 else ''} (listed above)"))
     rows.append(("time", _duration(run.elapsed)))
     detail = f"{stats.submitted} submits, {stats.status_requests} status checks"
     if stats.uploads:
@@ -709,50 +717,71 @@ def print_summary(
     out.result("\n".join(lines))
 
 
-def _resume_command(invocation: Sequence[str]) -> str:
-    shown: list[str] = []
-    hide_next = False
-    for word in invocation:
-        if hide_next:
-            shown.append("***")
-            hide_next = False
+def _without_api_key(words: Sequence[str]) -> list[str]:
+    """``words`` without ``--api-key KEY`` / ``--api-key=KEY``: a printed command must not carry the key."""
+    kept: list[str] = []
+    skip_next = False
+    for word in words:
+        if skip_next:
+            skip_next = False
         elif word == "--api-key":
-            shown.append(word)
-            hide_next = True
-        elif word.startswith("--api-key="):
-            shown.append("--api-key=***")
-        else:
-            shown.append(word)
-    return shlex.join(shown)
+            skip_next = True
+        elif not word.startswith("--api-key="):
+            kept.append(word)
+    return kept
+
+
+def _command_lines(words: Sequence[str], *, key_option: bool, provider: Provider, note: str = "") -> list[str]:
+    """A command to paste (indented, ``--api-key`` left out), after a line naming the key's variable when the key
+    came from ``--api-key``: the command then reads it from the environment."""
+    lines = []
+    if key_option:
+        lines.append(
+            f"hailuo: first put your key in {provider.env_var} (export {provider.env_var}=...): the command "
+            "leaves --api-key out so that the key stays off the screen"
+        )
+    lines.append("  " + shlex.join(_without_api_key(words)) + note)
+    return lines
+
+
+def _status_command(args: argparse.Namespace, task_id: str, program: Sequence[str]) -> list[str]:
+    """``hailuo status TASK_ID`` with this run's provider and base URL, as :func:`_command_lines`."""
+    words = [*program, "status", task_id]
+    if args.provider != "apimart":
+        words += ["--provider", args.provider]
+    if args.base_url:
+        words += ["--base-url", args.base_url]
+    return _command_lines(words, key_option=args.api_key is not None, provider=get_provider(args.provider))
 
 
 def report_interrupted(
     out: Output,
     run: RunResult,
     *,
-    invocation: Sequence[str] | None,
+    resume: list[str] | None,
     journal: Path | None,
     provider: str,
-    stdin_input: bool = False,
 ) -> None:
-    """What is still running and how to pick it up again (always shown, even with ``--quiet``)."""
+    """What finished, what still runs (task ids), what was never sent, and how to resume (always shown, even with
+    ``--quiet``). ``resume``: the lines of :func:`_command_lines` for the command that resumes the batch."""
     t = run.tracker
     running = [i for i in range(t.total) if t.task_ids[i] and i not in run.outcomes]
     not_submitted = sum(1 for i in range(t.total) if not t.task_ids[i] and i not in run.outcomes)
-    lines = [f"hailuo: interrupted after {_duration(run.elapsed)}: {len(run.outcomes)} of {t.total} items finished."]
+    lines = [
+        f"hailuo: interrupted after {_duration(run.elapsed)}: {len(run.outcomes)} of {t.total} items finished "
+        f"({len(run.successes)} done, {len(run.failures)} failed)."
+    ]
     if running:
-        lines.append(f"hailuo: {len(running)} item(s) still running on {provider}:")
-        lines.extend(f"  #{i}  {t.task_ids[i]}  {_shorten(t.labels[i], 50)!r}" for i in running)
+        lines.append(f"hailuo: {len(running)} item(s) still running on {provider} (already paid for):")
+        listed = running if journal is None else running[:MAX_LISTED_RUNNING]
+        lines.extend(f"  #{i}  {t.task_ids[i]}  {_shorten(t.labels[i], 50)!r}" for i in listed)
+        if len(listed) < len(running):
+            lines.append(f"  ... and {len(running) - len(listed)} more (hailuo status --journal {journal} lists all)")
     if not_submitted:
-        lines.append(f"hailuo: {not_submitted} item(s) not submitted.")
-    if invocation is not None and journal is not None:
+        lines.append(f"hailuo: {not_submitted} item(s) not submitted (nothing was sent for them).")
+    if resume is not None and journal is not None:
         lines.append(f"hailuo: the journal {journal} holds every task id; nothing will be paid twice. Resume with:")
-        command = "  " + _resume_command(invocation)
-        if stdin_input:
-            command += "   # with the same input on stdin"
-        lines.append(command)
-        if any(word == "--api-key" or word.startswith("--api-key=") for word in invocation):
-            lines.append("  (your --api-key value is hidden above)")
+        lines.extend(resume)
     elif running:
         lines.append(
             "hailuo: no journal: running the same command again would submit every item again. "
@@ -775,10 +804,29 @@ class BatchLine:
 
 
 class _LineProblem(Exception):
-    def __init__(self, field: str | None, message: str) -> None:
+    """Why one line of a batch file (or one option of ``generate``) cannot be a request; ``error`` when it is an
+    invalid value, so that ``generate`` can name the option rather than the field."""
+
+    def __init__(self, field: str | None, message: str, error: InvalidRequestError | None = None) -> None:
         super().__init__(message)
         self.field = field
         self.message = message
+        self.error = error
+
+    @classmethod
+    def invalid(cls, error: InvalidRequestError) -> _LineProblem:
+        return cls(error.parameter, str(error), error)
+
+
+_EXPECTED: dict[str, str] = {
+    "prompt": "text",
+    "duration": "a whole number of seconds: 5 or 10 (apimart), 6 or 10 (toapis, minimax)",
+    "resolution": "one of 512p, 768p, 1080p (any case)",
+    "first_frame": "a URL, a data: URI or a file path, as text",
+    "last_frame": "a URL, a data: URI or a file path, as text",
+    **dict.fromkeys(_BOOL_FIELDS, "true or false"),
+}
+"""What each field of a batch line takes, in the words of the library's own validation errors."""
 
 
 def _bool_cell(field: str, value: str) -> bool:
@@ -787,14 +835,14 @@ def _bool_cell(field: str, value: str) -> bool:
         return True
     if lowered in _FALSE:
         return False
-    raise _LineProblem(field, f"expected true/false, 1/0 or yes/no, got {value!r}")
+    raise _LineProblem.invalid(InvalidRequestError(field, value, "true/false, 1/0 or yes/no"))
 
 
 def _int_cell(field: str, value: str) -> int:
     try:
         return int(value.strip())
     except ValueError:
-        raise _LineProblem(field, f"expected a whole number, got {value!r}") from None
+        raise _LineProblem.invalid(InvalidRequestError(field, value, _EXPECTED[field])) from None
 
 
 def _build_request(fields: dict[str, Any], defaults: dict[str, Any]) -> GenerationRequest:
@@ -806,10 +854,15 @@ def _build_request(fields: dict[str, Any], defaults: dict[str, Any]) -> Generati
     except msgspec.ValidationError as exc:
         cause = exc.__cause__ or exc.__context__
         if isinstance(cause, InvalidRequestError):
-            raise _LineProblem(cause.parameter, str(cause)) from None
-        message = str(exc)
-        found = re.search(r"at `\$\.(\w+)`", message)
-        raise _LineProblem(found.group(1) if found else None, message) from None
+            raise _LineProblem.invalid(cause) from None
+        # A value of the wrong JSON type: msgspec says "Expected `int | null`, got `str` - at `$.duration`";
+        # say it the way every other validation error does.
+        found = re.search(r"at `\$\.(\w+)`", str(exc))
+        if found is None or found.group(1) not in fields:
+            raise _LineProblem(None, f"not a valid request ({exc})") from None
+        field = found.group(1)
+        error = InvalidRequestError(field, fields[field], _EXPECTED.get(field, "a value of another type"))
+        raise _LineProblem.invalid(error) from None
 
 
 def _check_fields(names: Sequence[str]) -> None:
@@ -927,7 +980,7 @@ def _resolve_frames(request: GenerationRequest, base: Path | None) -> Generation
 
 
 def _check_local_frames(
-    request: GenerationRequest, provider: Provider, cache: dict[tuple[str, str], str | None]
+    request: GenerationRequest, provider: Provider, cache: dict[tuple[str, str], InvalidRequestError | None]
 ) -> None:
     for name in _FRAME_FIELDS:
         value = getattr(request, name)
@@ -939,10 +992,21 @@ def _check_local_frames(
                 inspect_image(value, parameter=name, provider=provider)
                 cache[key] = None
             except InvalidRequestError as exc:
-                cache[key] = str(exc)
+                cache[key] = exc
         problem = cache[key]
         if problem is not None:
-            raise _LineProblem(name, problem)
+            raise _LineProblem.invalid(problem)
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchFile:
+    """The valid lines of a batch file, and the invalid ones skipped (``--skip-invalid``)."""
+
+    name: str
+    """The file as the user named it (``<stdin>`` for ``-``)."""
+    lines: list[BatchLine]
+    skipped: list[str]
+    """One entry per skipped line: ``line 3, field 'duration': invalid duration='ten': ...``."""
 
 
 def read_batch(
@@ -952,10 +1016,12 @@ def read_batch(
     provider: Provider,
     defaults: dict[str, Any],
     stdin: TextIO,
-) -> list[BatchLine]:
+    skip_invalid: bool = False,
+) -> BatchFile:
     """Parse and validate every line of a batch file (``-``: stdin) before anything is sent.
 
-    Raises :class:`UsageError` listing each bad line with its number and field."""
+    Raises :class:`UsageError` listing each bad line with its number and field; with ``skip_invalid`` the bad
+    lines are returned in :attr:`BatchFile.skipped` instead, unless no line is valid."""
     kind = _format_for(source, fmt)
     if source == "-":
         name = "<stdin>"
@@ -977,7 +1043,7 @@ def read_batch(
         base = path.resolve().parent
     problems: list[str] = []
     lines: list[BatchLine] = []
-    image_checks: dict[tuple[str, str], str | None] = {}
+    image_checks: dict[tuple[str, str], InvalidRequestError | None] = {}
     for number, parsed in _PARSERS[kind](text, defaults):
         try:
             if isinstance(parsed, _LineProblem):
@@ -986,22 +1052,24 @@ def read_batch(
             try:
                 provider.validate(request)
             except InvalidRequestError as exc:
-                raise _LineProblem(exc.parameter, str(exc)) from None
+                raise _LineProblem.invalid(exc) from None
             _check_local_frames(request, provider, image_checks)
             lines.append(BatchLine(number, request))
         except _LineProblem as problem:
-            where = f"{name}, line {number}" + (f", field {problem.field!r}" if problem.field else "")
+            where = f"line {number}" + (f", field {problem.field!r}" if problem.field else "")
             problems.append(f"{where}: {problem.message}")
-    if problems:
+    if problems and not (skip_invalid and lines):
         shown = problems[:MAX_REPORTED_PROBLEMS]
         more = len(problems) - len(shown)
         message = f"{len(problems)} bad line(s) in {name}; nothing was submitted:\n  " + "\n  ".join(shown)
         if more:
             message += f"\n  ... and {more} more"
+        if not skip_invalid:
+            message += "\n(--skip-invalid runs the valid lines and lists the bad ones)"
         raise UsageError(message)
     if not lines:
         raise UsageError(f"{name} holds no prompts (blank lines and # comments are skipped)")
-    return lines
+    return BatchFile(name, lines, problems)
 
 
 # -- clients --------------------------------------------------------------------------------------------------
@@ -1024,7 +1092,7 @@ def _api_key(args: argparse.Namespace, provider: Provider) -> str:
 
 
 def _poll_policy(args: argparse.Namespace) -> PollPolicy:
-    first_check: float | None = args.first_check
+    first_check: float | None = getattr(args, "first_check", None)
     if first_check is None:
         return DEFAULT_POLL
     return msgspec.structs.replace(DEFAULT_POLL, first_check=first_check)
@@ -1044,8 +1112,8 @@ def _make_client(
             provider,
             api_key=api_key,
             base_url=base_url,
-            max_concurrency=args.concurrency,
-            requests_per_second=args.rps,
+            max_concurrency=getattr(args, "concurrency", DEFAULT_CONCURRENCY),
+            requests_per_second=getattr(args, "rps", None),
             submits_per_minute=submits_per_minute,
             poll=_poll_policy(args),
             journal=journal,
@@ -1058,6 +1126,31 @@ def _make_client(
 def _timeout(args: argparse.Namespace) -> float | Unset:
     value: float | None = args.timeout
     return UNSET if value is None else value
+
+
+_OPTION_NAMES = {name: "--" + name.replace("_", "-") for name in _REQUEST_FIELDS} | {
+    "prompt": "PROMPT",
+    "prompt_optimizer": "--no-prompt-optimizer",
+}
+"""A request parameter as the command line names it."""
+
+
+def _option_error(error: InvalidRequestError) -> UsageError:
+    """``error`` in the command line's words: ``missing PROMPT: ...``, ``invalid --duration 6 for apimart: ...``."""
+    name = _OPTION_NAMES.get(error.parameter, error.parameter)
+    if error.value is None:
+        return UsageError(f"missing {name}: {error.allowed}")
+    value = error.value if not isinstance(error.value, str) else _shorten(error.value, 80)
+    where = f" for {error.provider}" if error.provider else ""
+    return UsageError(f"invalid {name} {value!r}{where}: {error.allowed}")
+
+
+def _destination(folder: str, *, option: str = "--out") -> Path:
+    """``folder`` once it is known to take the videos (created if missing): checked before anything is paid."""
+    try:
+        return check_destination(folder, parameter=option)
+    except InvalidRequestError as exc:
+        raise _option_error(exc) from None
 
 
 def _exit_status(run: RunResult) -> int:
@@ -1104,11 +1197,12 @@ def cmd_demo(args: argparse.Namespace, ctx: Context) -> int:
     from . import _demo
     from .simulator import Simulator
 
-    if args.base_url is not None or args.api_key is not None:
-        raise UsageError("the demo runs its own simulator: --base-url and --api-key do not apply")
     out = ctx.out
     provider = get_provider(args.provider)
-    folder = Path(args.out)
+    folder = _destination(args.out)
+    removed = _demo.clear_previous_run(folder)
+    if removed:
+        out.info(f"demo: removed the {len(removed)} files the previous demo left in {folder}{os.sep}")
     try:
         first, last = _demo.make_frames(folder / "frames")
     except OSError as exc:
@@ -1136,6 +1230,8 @@ def cmd_demo(args: argparse.Namespace, ctx: Context) -> int:
                     timeout=_timeout(args),
                     description="demo",
                 )
+                saved = [Path(g.path) for _, g in run_result.successes if g.path]
+                _demo.record_run(folder, [first, last, *saved])
                 if run_result.interrupted:
                     out.notice("hailuo: demo interrupted")
                     return EXIT_INTERRUPTED
@@ -1164,14 +1260,13 @@ def cmd_generate(args: argparse.Namespace, ctx: Context) -> int:
             watermark=args.watermark,
         )
         provider.validate(request)
-        cache: dict[tuple[str, str], str | None] = {}
-        _check_local_frames(request, provider, cache)
+        _check_local_frames(request, provider, {})
     except InvalidRequestError as exc:
-        raise UsageError(str(exc)) from None
+        raise _option_error(exc) from None
     except _LineProblem as problem:
-        raise UsageError(problem.message) from None
+        raise (UsageError(problem.message) if problem.error is None else _option_error(problem.error)) from None
     api_key = _api_key(args, provider)
-    folder = Path(args.out)
+    folder = _destination(args.out)
     label = request.prompt or Path(str(request.first_frame)).name
 
     async def run(interrupt: Interrupt) -> int:
@@ -1193,7 +1288,9 @@ def cmd_generate(args: argparse.Namespace, ctx: Context) -> int:
                 lines = ["hailuo: interrupted."]
                 if task_id:
                     lines.append(f"hailuo: task {task_id} keeps running on {provider.name}; check it with:")
-                    lines.append("  " + _status_command(args, task_id, ctx.program))
+                    lines.extend(_status_command(args, task_id, ctx.program))
+                else:
+                    lines.append("hailuo: nothing was submitted.")
                 out.notice("\n".join(lines))
                 return EXIT_INTERRUPTED
             outcome = result.outcomes[0]
@@ -1212,7 +1309,7 @@ def cmd_generate(args: argparse.Namespace, ctx: Context) -> int:
             out.error(_failure_reason(outcome))
             if isinstance(outcome, GenerationTimeoutError) and not out.json_mode:
                 command = _status_command(args, task_id or outcome.task_id, ctx.program)
-                out.notice(f"hailuo: the task may still finish; check it with: {command}")
+                out.notice("\n".join(["hailuo: the task may still finish; check it with:", *command]))
             if isinstance(outcome, DownloadError) and outcome.generation is not None and not out.json_mode:
                 out.result(f"video_url: {outcome.generation.video_url}")
             return EXIT_FAILED
@@ -1220,31 +1317,38 @@ def cmd_generate(args: argparse.Namespace, ctx: Context) -> int:
     return _run(run, out)
 
 
-def _status_command(args: argparse.Namespace, task_id: str, program: Sequence[str]) -> str:
-    words = [*program, "status", task_id]
-    if args.provider != "apimart":
-        words += ["--provider", args.provider]
-    if args.base_url:
-        words += ["--base-url", args.base_url]
-    return shlex.join(words)
-
-
 def cmd_batch(args: argparse.Namespace, ctx: Context) -> int:
     """``hailuo batch FILE``: every item of a txt/jsonl/csv file, checked first, journaled when possible."""
     out = ctx.out
     provider = get_provider(args.provider)
     defaults = {"duration": args.duration, "resolution": args.resolution}
-    lines = read_batch(args.file, fmt=args.format, provider=provider, defaults=defaults, stdin=ctx.stdin)
+    batch_file = read_batch(
+        args.file,
+        fmt=args.format,
+        provider=provider,
+        defaults=defaults,
+        stdin=ctx.stdin,
+        skip_invalid=args.skip_invalid,
+    )
     api_key = _api_key(args, provider)
-    folder = None if args.out is None else Path(args.out)
+    folder = None if args.out is None else _destination(args.out)
     journal: Path | None = Path(args.journal) if args.journal else (folder / JOURNAL_NAME if folder else None)
     if journal is None:
         out.warn(
             "no --out or --journal: this batch is not resumable (an interruption loses track of the tasks already "
             "paid for) and its videos are not downloaded"
         )
-    requests = [line.request for line in lines]
+    if batch_file.skipped:
+        out.notice(
+            f"hailuo: warning: skipping {len(batch_file.skipped)} invalid line(s) of {batch_file.name} "
+            "(--skip-invalid):\n  " + "\n  ".join(batch_file.skipped)
+        )
+    requests = [line.request for line in batch_file.lines]
     labels = [r.prompt or Path(str(r.first_frame)).name for r in requests]
+
+    def again(note: str = "") -> list[str]:
+        """The command that runs this batch again (resuming it), as :func:`_command_lines`."""
+        return _command_lines(ctx.invocation, key_option=args.api_key is not None, provider=provider, note=note)
 
     async def run(interrupt: Interrupt) -> int:
         client = _make_client(args, provider, api_key=api_key, base_url=args.base_url, journal=journal)
@@ -1271,24 +1375,25 @@ def cmd_batch(args: argparse.Namespace, ctx: Context) -> int:
                 description=Path(args.file).name if args.file != "-" else "stdin",
             )
             if result.interrupted:
-                report_interrupted(
-                    out,
-                    result,
-                    invocation=ctx.invocation,
-                    journal=journal,
-                    provider=provider.name,
-                    stdin_input=args.file == "-",
-                )
+                resume = again("   # with the same input on stdin" if args.file == "-" else "")
+                report_interrupted(out, result, resume=resume, journal=journal, provider=provider.name)
                 return EXIT_INTERRUPTED
-            print_summary(out, client, result, title="hailuo batch", download_to=folder)
+            print_summary(
+                out, client, result, title="hailuo batch", download_to=folder, skipped=len(batch_file.skipped)
+            )
             final = (GenerationFailedError, InvalidRequestError, SubmissionUncertainError)
             retryable = [i for i, e in result.failures if not isinstance(e, final)]
             if journal is not None and retryable:
                 out.info(
-                    f"{len(retryable)} failed item(s) can be retried (nothing already paid for is submitted "
-                    f"again): {_resume_command(ctx.invocation)}"
+                    "\n".join(
+                        [
+                            f"{len(retryable)} failed item(s) can be retried (nothing already paid for is "
+                            "submitted again) with:",
+                            *again(),
+                        ]
+                    )
                 )
-            return _exit_status(result)
+            return EXIT_FAILED if batch_file.skipped else _exit_status(result)
         finally:
             await client.aclose()
 
@@ -1434,54 +1539,105 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _common_options() -> argparse.ArgumentParser:
+def _by_provider(value: Callable[[Provider], object]) -> str:
+    """``value`` of every provider, those that share one grouped: ``5 on apimart, 6 on minimax and toapis``."""
+    groups: dict[str, list[str]] = {}
+    for name in sorted(PROVIDERS):
+        groups.setdefault(str(value(PROVIDERS[name])), []).append(name)
+    return ", ".join(f"{shared} on {' and '.join(names)}" for shared, names in groups.items())
+
+
+def _options(*, connection: bool, run: bool) -> argparse.ArgumentParser:
+    """The options commands share. ``connection``: ``--base-url`` and ``--api-key`` (not for the demo, which runs
+    its own simulator); ``run``: how a batch runs (not for ``status``, which asks once)."""
     common = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     api = common.add_argument_group("provider options")
     api.add_argument(
-        "--provider", choices=sorted(PROVIDERS), default="apimart", help="which API to use (default: apimart)"
+        "--provider",
+        type=str.lower,
+        choices=sorted(PROVIDERS),
+        default="apimart",
+        help="which API to use, any case (default: %(default)s)",
     )
-    api.add_argument("--base-url", metavar="URL", help="API root (default: the provider's)")
-    api.add_argument(
-        "--api-key",
-        metavar="KEY",
-        help="API key (default: the provider's variable APIMART_API_KEY, TOAPIS_API_KEY or MINIMAX_API_KEY, "
-        "then HAILUO_API_KEY); prefer the variable, command lines are visible to other users",
-    )
-    run = common.add_argument_group("run options")
-    run.add_argument(
-        "--concurrency", type=_positive_int, default=16, metavar="N", help="submits in flight at once (default: 16)"
-    )
-    run.add_argument(
-        "--rps",
-        type=_positive_float,
-        default=None,
-        metavar="N",
-        help="API requests per second (default: learn the provider's limit from its 429 answers)",
-    )
-    run.add_argument(
-        "--timeout",
-        type=_positive_float,
-        default=None,
-        metavar="SECONDS",
-        help=f"give up waiting for an item after this long (default: {DEFAULT_POLL.deadline:g})",
-    )
-    run.add_argument(
-        "--first-check",
-        type=_positive_float,
-        default=None,
-        metavar="SECONDS",
-        help=f"advanced: delay before a task's first status check (default: {DEFAULT_POLL.first_check:g})",
-    )
+    if connection:
+        urls = ", ".join(f"{p.default_base_url} ({name})" for name, p in sorted(PROVIDERS.items()))
+        api.add_argument("--base-url", metavar="URL", help=f"API root (default: the provider's, {urls})")
+        api.add_argument(
+            "--api-key",
+            metavar="KEY",
+            help="API key (default: the provider's variable APIMART_API_KEY, TOAPIS_API_KEY or MINIMAX_API_KEY, "
+            "then HAILUO_API_KEY); prefer the variable, command lines are visible to other users",
+        )
+    if run:
+        options = common.add_argument_group("run options")
+        options.add_argument(
+            "--concurrency",
+            type=_positive_int,
+            default=DEFAULT_CONCURRENCY,
+            metavar="N",
+            help="submits in flight at once (default: %(default)s)",
+        )
+        options.add_argument(
+            "--rps",
+            type=_positive_float,
+            default=None,
+            metavar="N",
+            help="API requests per second (default: learn the provider's limit from its 429 answers)",
+        )
+        options.add_argument(
+            "--timeout",
+            type=_positive_float,
+            default=None,
+            metavar="SECONDS",
+            help=f"give up waiting for an item after this long (default: {DEFAULT_POLL.deadline:g})",
+        )
+        options.add_argument(
+            "--first-check",
+            type=_positive_float,
+            default=None,
+            metavar="SECONDS",
+            help=f"advanced: delay before a task's first status check (default: {DEFAULT_POLL.first_check:g})",
+        )
     output = common.add_argument_group("output options")
     output.add_argument(
-        "--json", action="store_true", help="print one JSON object per finished item on stdout, nothing else"
+        "--json",
+        action="store_true",
+        help="print one JSON object per finished item on stdout, nothing else (default: a readable summary)",
     )
-    loudness = output.add_mutually_exclusive_group()
-    loudness.add_argument(
-        "-v", "--verbose", action="count", default=0, help="log what the library does to stderr (-vv: more)"
+    # Not a mutually exclusive group: argparse would list it outside this group in --help (main() checks instead).
+    output.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="log what the library does to stderr, -vv: more (default: warnings only)",
     )
-    loudness.add_argument("-q", "--quiet", action="store_true", help="no progress, no notes; results and errors only")
+    output.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress, no notes; results and errors only (default: progress and notes on stderr)",
+    )
     return common
+
+
+def _request_options(parser: argparse._ActionsContainer, *, batch: bool) -> None:
+    """``--duration`` and ``--resolution`` (for a batch: of the items that do not set their own)."""
+    durations = _by_provider(lambda p: " or ".join(map(str, p.durations)))
+    short = _by_provider(lambda p: p.durations[0])
+    which = "for items that do not set one: " if batch else ""
+    parser.add_argument(
+        "--duration",
+        type=int,
+        metavar="SECONDS",
+        help=f"{which}{durations} (default: the provider's, {short})",
+    )
+    parser.add_argument(
+        "--resolution",
+        metavar="RES",
+        help=f"{which}512p, 768p or 1080p, any case; 1080p only at the shorter duration "
+        f"(default: the provider's, {DEFAULT_RESOLUTION} on all three)",
+    )
 
 
 _EPILOG = (
@@ -1500,52 +1656,62 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"hailuo {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    common = _common_options()
+    everything = _options(connection=True, run=True)
 
     demo = commands.add_parser(
         "demo",
-        parents=[common],
+        parents=[_options(connection=False, run=True)],
         allow_abbrev=False,
         help="generate ~30 videos against a built-in simulator (no account needed)",
         description="Start the built-in simulator, generate a batch of 30 videos through it with live progress, "
-        "download them and print a summary. Needs no API key and no network; takes a few seconds.",
+        "download them and print a summary. Needs no API key and no network; takes a few seconds. "
+        "A second run first removes what the previous demo wrote into the folder (and nothing else).",
     )
     demo.add_argument(
-        "--out", default="hailuo-demo", metavar="DIR", help="where to save the videos (default: %(default)s)"
+        "--out", default=DEMO_FOLDER, metavar="DIR", help="where to save the videos (default: %(default)s)"
     )
     demo.set_defaults(handler=cmd_demo)
 
     generate = commands.add_parser(
         "generate",
-        parents=[common],
+        parents=[everything],
         allow_abbrev=False,
         help="generate one video",
         description="Generate one video, save it and print its URL and path.",
     )
     generate.add_argument("prompt", nargs="?", metavar="PROMPT", help="what happens; may hold [camera directives]")
     request = generate.add_argument_group("request options")
-    request.add_argument("--duration", type=int, metavar="SECONDS", help="5 or 10 (apimart), 6 or 10 (toapis, minimax)")
-    request.add_argument("--resolution", metavar="RES", help="512p, 768p or 1080p")
-    request.add_argument("--first-frame", metavar="URL|FILE", help="image the video starts from")
-    request.add_argument("--last-frame", metavar="URL|FILE", help="image the video ends on (needs --first-frame)")
+    _request_options(request, batch=False)
+    request.add_argument("--first-frame", metavar="URL|FILE", help="image the video starts from (default: none)")
+    request.add_argument(
+        "--last-frame", metavar="URL|FILE", help="image the video ends on, needs --first-frame (default: none)"
+    )
     request.add_argument(
         "--no-prompt-optimizer",
         dest="prompt_optimizer",
         action="store_const",
         const=False,
         default=None,
-        help="send the prompt as written",
+        help="send the prompt as written (default: the provider rewrites it)",
     )
     request.add_argument(
-        "--fast-pretreatment", action="store_const", const=True, default=None, help="shorter prompt optimisation"
+        "--fast-pretreatment",
+        action="store_const",
+        const=True,
+        default=None,
+        help="shorter prompt optimisation (default: off)",
     )
-    request.add_argument("--watermark", action="store_const", const=True, default=None, help="add the AI watermark")
-    generate.add_argument("--out", default=".", metavar="DIR", help="where to save the video (default: current folder)")
+    request.add_argument(
+        "--watermark", action="store_const", const=True, default=None, help="add the AI watermark (default: off)"
+    )
+    generate.add_argument(
+        "--out", default=".", metavar="DIR", help="where to save the video (default: the current folder)"
+    )
     generate.set_defaults(handler=cmd_generate)
 
     batch = commands.add_parser(
         "batch",
-        parents=[common],
+        parents=[everything],
         allow_abbrev=False,
         help="generate every item of a .txt, .jsonl or .csv file (resumable)",
         description="Generate every item of FILE. .txt: one prompt per line (blank lines and # comments skipped); "
@@ -1556,27 +1722,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     batch.add_argument("file", metavar="FILE", help="the batch file, or - for stdin")
     batch.add_argument("--format", choices=("txt", "jsonl", "csv"), help="default: from the extension (stdin: txt)")
-    batch.add_argument("--out", metavar="DIR", help=f"download every video into DIR (journal: DIR/{JOURNAL_NAME})")
-    batch.add_argument("--journal", metavar="FILE", help="the journal file (default: inside --out)")
-    batch.add_argument("--duration", type=int, metavar="SECONDS", help="duration of items that do not set one")
-    batch.add_argument("--resolution", metavar="RES", help="resolution of items that do not set one")
+    batch.add_argument(
+        "--out",
+        metavar="DIR",
+        help=f"download every video into DIR, journal in DIR/{JOURNAL_NAME} (default: no download)",
+    )
+    batch.add_argument("--journal", metavar="FILE", help="the journal file (default: inside --out; none without --out)")
+    _request_options(batch.add_argument_group("request options"), batch=True)
+    batch.add_argument(
+        "--skip-invalid",
+        action="store_true",
+        help="run the valid lines, list the invalid ones and exit 1 (default: a file with an invalid line is "
+        "refused whole)",
+    )
     batch.add_argument(
         "--resubmit-uncertain",
         action="store_true",
-        help="on resume, submit again items whose earlier submit got no answer (toapis, minimax: may pay twice)",
+        help="on resume, submit again items whose earlier submit got no answer; toapis, minimax: may pay twice "
+        "(default: they fail with SubmissionUncertainError)",
     )
     batch.set_defaults(handler=cmd_batch)
 
     status = commands.add_parser(
         "status",
-        parents=[common],
+        parents=[_options(connection=True, run=False)],
         allow_abbrev=False,
         help="show one task, or a batch from its journal",
         description="With TASK_ID: ask the provider for that task's state, progress and video URL. "
         "With --journal FILE: counts per state and the items still open or failed (no network).",
     )
     status.add_argument("task_id", nargs="?", metavar="TASK_ID", help="the provider's task id")
-    status.add_argument("--journal", metavar="FILE", help="a batch journal (e.g. DIR/" + JOURNAL_NAME + ")")
+    status.add_argument("--journal", metavar="FILE", help=f"a batch journal, e.g. DIR/{JOURNAL_NAME} (default: none)")
     status.set_defaults(handler=cmd_status)
 
     from .simulator.__main__ import build_arg_parser
@@ -1640,12 +1816,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help, --version, or a usage error already printed by argparse
         return exc.code if isinstance(exc.code, int) else (EXIT_OK if exc.code is None else EXIT_USAGE)
     quiet = bool(getattr(args, "quiet", False))
+    verbose = int(getattr(args, "verbose", 0) or 0)
+    if quiet and verbose:
+        sys.stderr.write("hailuo: error: -q/--quiet and -v/--verbose cannot be used together\n")
+        return EXIT_USAGE
     out = Output(json_mode=bool(getattr(args, "json", False)), quiet=quiet, stdout=sys.stdout, stderr=sys.stderr)
     program = _program_words(argv)
     ctx = Context(out=out, program=program, invocation=[*program, *arguments], stdin=sys.stdin)
     handler: Callable[[argparse.Namespace, Context], int] = args.handler
     try:
-        with _logging_to(sys.stderr, verbose=int(getattr(args, "verbose", 0) or 0), quiet=quiet):
+        with _logging_to(sys.stderr, verbose=verbose, quiet=quiet):
             return handler(args, ctx)
     except UsageError as exc:
         out.error(str(exc))

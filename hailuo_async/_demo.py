@@ -2,12 +2,18 @@
 
 The demo needs no account and no network: it starts the built-in simulator (:mod:`hailuo_async.simulator`) in
 process, with generation times of one to six seconds instead of minutes. The running itself (progress, downloads,
-summary) is the ordinary batch machinery of :mod:`hailuo_async._cli`; this module only holds the content.
+summary) is the ordinary batch machinery of :mod:`hailuo_async._cli`; this module holds the content, and the list
+of files a run wrote (:data:`MANIFEST`) so that the next run starts from a clean folder without touching anything
+else in it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 from PIL import Image, ImageDraw
@@ -15,7 +21,17 @@ from PIL import Image, ImageDraw
 from ._models import GenerationRequest
 from .simulator import GenerationTimes, SimulatorConfig
 
-__all__ = ["DEMO_PROMPTS", "FRAME_SIZE", "demo_items", "demo_simulator_config", "display_label", "make_frames"]
+__all__ = [
+    "DEMO_PROMPTS",
+    "FRAME_SIZE",
+    "MANIFEST",
+    "clear_previous_run",
+    "demo_items",
+    "demo_simulator_config",
+    "display_label",
+    "make_frames",
+    "record_run",
+]
 
 FRAME_SIZE = (640, 360)
 """Width and height of the generated frame images: short side over 300 px, aspect 16:9 (within 2:5..5:2)."""
@@ -52,6 +68,9 @@ DEMO_PROMPTS: tuple[str, ...] = (
     "Autumn leaves swirling in a city park [Pan right, Pedestal down]",
 )
 """Twenty-nine text-to-video prompts; one of them is refused on content grounds (the ``{{sim:fail}}`` marker)."""
+
+MANIFEST = ".hailuo-demo.json"
+"""The file, inside the demo's folder, listing what the last demo run wrote there."""
 
 FIRST_LAST_PROMPT = "The sun sets behind the hills and the sky turns from blue to orange"
 """The first-last-frame item, animated between the two generated frames."""
@@ -100,3 +119,30 @@ def demo_items(first_frame: Path, last_frame: Path) -> list[GenerationRequest]:
     flf = GenerationRequest(FIRST_LAST_PROMPT, first_frame=str(first_frame), last_frame=str(last_frame))
     requests.insert(12, flf)
     return requests
+
+
+def record_run(folder: Path, files: Iterable[Path]) -> None:
+    """Remember ``files`` (inside ``folder``) as what this demo run wrote, for :func:`clear_previous_run`."""
+    names = sorted({os.path.relpath(path, folder) for path in files})
+    (folder / MANIFEST).write_text(json.dumps({"files": names}, indent=1) + "\n", encoding="utf-8")
+
+
+def clear_previous_run(folder: Path) -> list[Path]:
+    """Delete the files the previous demo run wrote into ``folder`` (as :func:`record_run` listed them) and
+    nothing else; returns what was deleted. A missing or unreadable list deletes nothing."""
+    manifest = folder / MANIFEST
+    try:
+        names = json.loads(manifest.read_text(encoding="utf-8"))["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    root = folder.resolve()
+    removed: list[Path] = []
+    for name in names if isinstance(names, list) else []:
+        path = folder / str(name)
+        if root not in path.resolve().parents or not path.is_file():
+            continue  # only regular files inside the folder, whatever the list says
+        with contextlib.suppress(OSError):
+            path.unlink()
+            removed.append(path)
+    manifest.unlink(missing_ok=True)
+    return removed

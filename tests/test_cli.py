@@ -7,6 +7,7 @@ middle of a batch followed by a resume that must not pay for anything twice.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import pty
@@ -15,96 +16,33 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from http.client import HTTPConnection
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 from PIL import Image
 
-from hailuo_async._cli import main
+from hailuo_async import _demo
+from hailuo_async._cli import build_parser, main
 
+from .cliharness import SimServer, command, env, hailuo, json_lines, run, simulator, started, wait_for
 from .conftest import SECRET
 
-REPO = Path(__file__).resolve().parents[1]
-SIM_CONFIG = '{"generation": {"kind": "uniform", "low": 0.2, "high": 0.6}, "video_bytes": 4096, "seed": 3}'
+SIM_CONFIG: dict[str, Any] = {
+    "generation": {"kind": "uniform", "low": 0.2, "high": 0.6},
+    "video_bytes": 4096,
+    "seed": 3,
+}
 FAST = ("--first-check", "0.2")
 """Poll soon: the simulator's tasks take a fraction of a second."""
 
 
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-    env.pop("COLUMNS", None)
-    env.update(extra)
-    return env
-
-
-def _command(*args: str) -> list[str]:
-    return [sys.executable, "-W", "error", "-m", "hailuo_async", *args]
-
-
-@dataclass
-class SimServer:
-    """A simulator subprocess and a way to read its counters."""
-
-    urls: dict[str, str]
-
-    @property
-    def apimart(self) -> str:
-        return self.urls["apimart"]
-
-    def _get(self, route: str) -> Any:
-        api = urlsplit(self.urls["stats"])
-        connection = HTTPConnection(api.netloc, timeout=5)
-        try:
-            connection.request("GET", route)
-            return json.load(connection.getresponse())
-        finally:
-            connection.close()
-
-    def stats(self) -> dict[str, Any]:
-        stats: dict[str, Any] = self._get("/_sim/stats")
-        return stats
-
-    def tasks(self) -> list[dict[str, Any]]:
-        tasks: list[dict[str, Any]] = self._get("/_sim/tasks")
-        return tasks
-
-    def submits(self, prompts: list[str]) -> list[int]:
-        counts = self.stats()["submits_by_prompt"]
-        return [counts.get(p, 0) for p in prompts]
-
-    def created(self, prompts: list[str]) -> list[int]:
-        counts = self.stats()["tasks_created_by_prompt"]
-        return [counts.get(p, 0) for p in prompts]
-
-
 @pytest.fixture(scope="module")
 def server() -> Iterator[SimServer]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "hailuo_async.simulator", "--config", SIM_CONFIG],
-        env=_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        urls = json.loads(process.stdout.readline())
-        yield SimServer(urls)
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.communicate()
+    with simulator(SIM_CONFIG) as sim:
+        yield sim
 
 
 @pytest.fixture
@@ -113,23 +51,16 @@ def tag() -> str:
     return uuid.uuid4().hex[:8]
 
 
-def hailuo(
-    *args: str, cwd: Path, stdin: str | None = None, timeout: float = 60, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        _command(*args),
-        cwd=cwd,
-        env=env or _env(),
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
 def against(server: SimServer, *, key: str = "test") -> tuple[str, ...]:
     return ("--base-url", server.apimart, "--api-key", key, *FAST)
+
+
+def printed_command(text: str, after: str) -> tuple[list[str], str]:
+    """The first indented line after the line ending with ``after``, as argv, and the notes in between."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.endswith(after)) + 1
+    index = next(i for i in range(start, len(lines)) if lines[i].startswith("  "))
+    return shlex.split(lines[index]), "\n".join(lines[start:index])
 
 
 def videos(folder: Path) -> list[Path]:
@@ -139,10 +70,6 @@ def videos(folder: Path) -> list[Path]:
 def frame(path: Path, size: tuple[int, int] = (640, 360)) -> Path:
     Image.new("RGB", size, (30, 90, 160)).save(path, format="PNG")
     return path
-
-
-def json_lines(stdout: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in stdout.splitlines()]
 
 
 # -- batch formats --------------------------------------------------------------------------------------------
@@ -288,6 +215,32 @@ def test_more_bad_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert "--format" in capsys.readouterr().err
 
 
+def test_skip_invalid_runs_the_valid_lines_and_lists_the_others(
+    server: SimServer, tmp_path: Path, tag: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    prompts = [f"{tag} good one", f"{tag} bad duration", f"{tag} good two", f"{tag} spins [Spin around]"]
+    items = [{"prompt": prompts[0]}, {"prompt": prompts[1], "duration": "ten"}, {"prompt": prompts[2], "duration": 10}]
+    (tmp_path / "p.jsonl").write_text("\n".join(json.dumps(i) for i in [*items, {"prompt": prompts[3]}]) + "\n")
+    # Without the option the file is refused whole, and the message says how to run the valid lines anyway.
+    assert main(["batch", str(tmp_path / "p.jsonl"), *against(server)]) == 2
+    refusal = capsys.readouterr().err
+    assert "--skip-invalid" in refusal
+    assert server.submits(prompts) == [0, 0, 0, 0]
+
+    result = hailuo("batch", "p.jsonl", "--skip-invalid", "--json", *against(server), cwd=tmp_path)
+    assert result.returncode == 1, result.stderr  # not every line became a video
+    assert [r["prompt"] for r in json_lines(result.stdout)] == [prompts[0], prompts[2]] or sorted(
+        r["prompt"] for r in json_lines(result.stdout)
+    ) == sorted([prompts[0], prompts[2]])
+    assert all(r["status"] == "ok" for r in json_lines(result.stdout))
+    assert server.submits(prompts) == [1, 0, 1, 0]
+    assert "skipping 2 invalid line(s)" in result.stderr
+    assert "line 2, field 'duration': invalid duration='ten': a whole number of seconds" in result.stderr
+    assert "line 4, field 'prompt': invalid prompt=" in result.stderr
+    assert "Spin around" in result.stderr
+    assert "Expected `" not in refusal + result.stderr  # msgspec's wording never reaches the user
+
+
 # -- usage errors ---------------------------------------------------------------------------------------------
 
 
@@ -322,6 +275,76 @@ def test_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert main(["--version"]) == 0
     assert main(["batch", "--help"]) == 0
     capsys.readouterr()
+
+
+def _subcommands() -> dict[str, argparse.ArgumentParser]:
+    (commands,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(commands.choices)
+
+
+def test_help_states_every_default_and_lists_only_the_options_a_command_honours() -> None:
+    parsers = _subcommands()
+    for name, parser in parsers.items():
+        if name == "simulate":  # the simulator's own options (hailuo_async.simulator)
+            continue
+        for action in parser._actions:
+            if action.option_strings and action.help != argparse.SUPPRESS and action.dest != "help":
+                assert "default" in (action.help or ""), f"hailuo {name} {action.option_strings[0]}: no default"
+    generate = parsers["generate"].format_help()
+    assert "5 on apimart, 6 on minimax and toapis" in " ".join(generate.split())
+    assert "768p" in generate
+    options = {name: {s for a in p._actions for s in a.option_strings} for name, p in parsers.items()}
+    assert not {"--base-url", "--api-key"} & options["demo"]  # the demo runs its own simulator
+    assert not {"--concurrency", "--rps", "--timeout", "--first-check", "--out"} & options["status"]
+    assert {"--base-url", "--api-key", "--json"} <= options["status"]
+
+
+def test_argument_errors_speak_the_command_line_s_language(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["generate", "--api-key", "x"]) == 2
+    err = capsys.readouterr().err
+    assert "PROMPT" in err
+    assert "prompt=None" not in err
+    assert main(["generate", "a cat", "--provider", "MiniMax", "--duration", "5", "--api-key", "x"]) == 2
+    assert "invalid --duration 5 for minimax: 6 or 10" in capsys.readouterr().err
+    assert main(["status", "task_1", "--rps", "3", "--api-key", "x"]) == 2  # status makes one request
+    assert main(["demo", "--base-url", "http://127.0.0.1:9"]) == 2
+    assert main(["generate", "a", "-q", "-v", "--api-key", "x"]) == 2
+    capsys.readouterr()
+
+
+def _unusable_folder(tmp_path: Path, case: str) -> Path:
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, not a folder")
+    if case == "a file":
+        return blocker
+    if case == "inside a file":
+        return blocker / "videos"
+    if os.geteuid() == 0:
+        pytest.skip("root writes into read-only folders")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    return locked
+
+
+@pytest.mark.parametrize("case", ["a file", "inside a file", "read-only"])
+@pytest.mark.parametrize("name", ["generate", "batch", "demo"])
+def test_an_unusable_out_folder_is_refused_before_anything_is_paid(
+    server: SimServer, tmp_path: Path, tag: str, capsys: pytest.CaptureFixture[str], name: str, case: str
+) -> None:
+    folder = _unusable_folder(tmp_path, case)
+    (tmp_path / "p.txt").write_text(f"{tag} one\n")
+    argv = {
+        "generate": ["generate", f"{tag} one", *against(server)],
+        "batch": ["batch", str(tmp_path / "p.txt"), *against(server)],
+        "demo": ["demo"],
+    }[name]
+    before = server.stats()["tasks_created"]
+    assert main([*argv, "--out", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert f"invalid --out {str(folder)!r}: a writable folder" in err
+    assert server.stats()["tasks_created"] == before
+    assert server.submits([f"{tag} one"]) == [0]
 
 
 # -- generate and status --------------------------------------------------------------------------------------
@@ -385,6 +408,25 @@ def test_status_of_an_unknown_task_exits_1(server: SimServer, tmp_path: Path) ->
     assert "hailuo: error:" in result.stderr
 
 
+def test_the_timeout_hint_is_a_status_command_that_works_when_pasted(
+    server: SimServer, tmp_path: Path, tag: str
+) -> None:
+    prompt = f"{tag} slow {{{{sim:time=4}}}}"
+    minimax = ("--provider", "MiniMax", "--base-url", server.urls["minimax"], "--api-key", SECRET, *FAST)
+    result = hailuo("generate", prompt, "--timeout", "0.5", *minimax, cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert "GenerationTimeoutError" in result.stderr
+    assert SECRET not in result.stdout + result.stderr
+    status, note = printed_command(result.stderr, "check it with:")
+    assert "MINIMAX_API_KEY" in note
+    assert "--api-key" not in status
+    pasted = run(status, cwd=tmp_path, environment=env(MINIMAX_API_KEY=SECRET))
+    assert pasted.returncode == 0, pasted.stderr
+    (task,) = [t for t in server.tasks() if t["prompt"] == prompt]
+    assert task["task_id"] in pasted.stdout
+    assert "running" in pasted.stdout or "queued" in pasted.stdout
+
+
 # -- failures, JSON, journal status ---------------------------------------------------------------------------
 
 
@@ -423,21 +465,13 @@ def test_a_failed_item_exits_1_and_the_journal_reports_it(server: SimServer, tmp
 # -- interruption and resume ----------------------------------------------------------------------------------
 
 
-def _wait_for(condition: Callable[[], bool], process: subprocess.Popen[Any], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert process.poll() is None, "the batch ended before it could be interrupted"
-        assert time.monotonic() < deadline, "timed out waiting for the batch to make progress"
-        time.sleep(0.05)
-
-
 def _slow_batch(tmp_path: Path, tag: str, count: int = 12) -> list[str]:
     prompts = [f"{tag} item {i} {{{{sim:time=1.5}}}}" for i in range(count)]
     (tmp_path / "slow.txt").write_text("\n".join(prompts) + "\n")
     return prompts
 
 
-def test_ctrl_c_stops_prints_the_resume_command_and_the_rerun_pays_nothing_twice(
+def test_ctrl_c_prints_a_resume_command_that_works_when_pasted_and_pays_nothing_twice(
     server: SimServer, tmp_path: Path, tag: str
 ) -> None:
     prompts = _slow_batch(tmp_path, tag)
@@ -453,27 +487,21 @@ def test_ctrl_c_stops_prints_the_resume_command_and_the_rerun_pays_nothing_twice
         "-vv",
         *against(server, key=SECRET),
     )
-    process = subprocess.Popen(
-        _command(*args), cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        _wait_for(lambda: sum(server.created(prompts)) >= 4, process)
+    with started(command(*args), cwd=tmp_path) as process:
+        wait_for(lambda: sum(server.created(prompts)) >= 4, process)
         process.send_signal(signal.SIGINT)
         stdout, stderr = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
     assert process.returncode == 130, stderr
     assert "still running" in stderr
-    assert "Resume with" in stderr
-    resume = next(line for line in stderr.splitlines() if "-m hailuo_async batch" in line)
-    assert shlex.split(resume)[2:9] == ["hailuo_async", "batch", "slow.txt", "--out", "out", "--rps", "6"]
     assert SECRET not in stdout + stderr
-    assert "***" in resume
     assert len(videos(tmp_path / "out")) < len(prompts)
+    resume, note = printed_command(stderr, "Resume with:")
+    assert "--api-key" not in resume
+    assert "APIMART_API_KEY" in note  # the key came from --api-key: the note says where the command reads it
+    assert resume[resume.index("slow.txt") :][:5] == ["slow.txt", "--out", "out", "--rps", "6"]
 
-    rerun = hailuo(*args, cwd=tmp_path)
+    # Pasted as printed, with the key where the note says.
+    rerun = run(resume, cwd=tmp_path, environment=env(APIMART_API_KEY=SECRET))
     assert rerun.returncode == 0, rerun.stderr
     assert "resuming from" in rerun.stderr
     assert SECRET not in rerun.stdout + rerun.stderr
@@ -481,50 +509,18 @@ def test_ctrl_c_stops_prints_the_resume_command_and_the_rerun_pays_nothing_twice
     assert len(videos(tmp_path / "out")) == len(prompts)
 
 
-def test_a_second_ctrl_c_exits_at_once(server: SimServer, tmp_path: Path, tag: str) -> None:
-    prompts = [f"{tag} patient {i} {{{{sim:time=5}}}}" for i in range(6)]
-    (tmp_path / "p.txt").write_text("\n".join(prompts) + "\n")
-    # One request every two seconds: after the first Ctrl-C the batch waits for the submits already under way.
-    args = ("batch", "p.txt", "--out", "out", "--rps", "0.5", "--concurrency", "4", *against(server))
-    process = subprocess.Popen(
-        _command(*args), cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        _wait_for(lambda: sum(server.created(prompts)) >= 1, process)
-        process.send_signal(signal.SIGINT)
-        time.sleep(0.5)
-        assert process.poll() is None
-        process.send_signal(signal.SIGINT)
-        started = time.monotonic()
-        _, stderr = process.communicate(timeout=10)
-        assert time.monotonic() - started < 3
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
-    assert process.returncode == 130
-    assert "waiting for" in stderr
-    assert "interrupted again" in stderr
-
-
 def test_the_same_batch_cannot_run_twice_at_once(server: SimServer, tmp_path: Path, tag: str) -> None:
     prompts = [f"{tag} long {i} {{{{sim:time=5}}}}" for i in range(2)]
     (tmp_path / "p.txt").write_text("\n".join(prompts) + "\n")
     args = ("batch", "p.txt", "--out", "out", *against(server))
-    first = subprocess.Popen(
-        _command(*args), cwd=tmp_path, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        _wait_for(lambda: sum(server.created(prompts)) == 2, first)
+    with started(command(*args), cwd=tmp_path) as first:
+        wait_for(lambda: sum(server.created(prompts)) == 2, first)
         second = hailuo(*args, cwd=tmp_path)
         assert second.returncode == 2
         assert "another process is running a batch with the journal" in second.stderr
         first.send_signal(signal.SIGINT)
-        assert first.wait(timeout=20) == 130
-    finally:
-        if first.poll() is None:
-            first.kill()
-            first.wait()
+        first.communicate(timeout=20)
+        assert first.returncode == 130
     assert server.submits(prompts) == [1, 1]
 
 
@@ -533,14 +529,10 @@ def test_kill_9_mid_batch_then_the_same_command_finishes_without_creating_anythi
 ) -> None:
     prompts = _slow_batch(tmp_path, tag)
     args = ("batch", "slow.txt", "--out", "out", "--rps", "6", "--concurrency", "2", *against(server))
-    process = subprocess.Popen(
-        _command(*args), cwd=tmp_path, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        _wait_for(lambda: sum(server.created(prompts)) >= 5, process)
-    finally:
+    with started(command(*args), cwd=tmp_path) as process:
+        wait_for(lambda: sum(server.created(prompts)) >= 5, process)
         process.kill()
-        process.wait(timeout=10)
+        process.communicate(timeout=10)
     assert process.returncode == -signal.SIGKILL
     status = hailuo("status", "--journal", "out/.hailuo-journal.sqlite", "--json", cwd=tmp_path)
     (summary,) = json_lines(status.stdout)
@@ -552,49 +544,43 @@ def test_kill_9_mid_batch_then_the_same_command_finishes_without_creating_anythi
     assert len(videos(tmp_path / "out")) == len(prompts)
 
 
-# -- simulate, demo, terminals --------------------------------------------------------------------------------
+# -- simulate, terminals (the demo runs as the README runs it: test_readme_commands.py) -------------------
 
 
 def test_simulate_serves_and_stops_on_ctrl_c(tmp_path: Path) -> None:
-    process = subprocess.Popen(
-        _command("simulate", "--config", '{"seed": 1}'),
-        cwd=tmp_path,
-        env=_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
+    with started(command("simulate", "--config", '{"seed": 1}'), cwd=tmp_path) as process:
         assert process.stdout is not None
         urls = json.loads(process.stdout.readline())
         assert set(urls) == {"apimart", "toapis", "minimax", "cdn", "stats"}
         process.send_signal(signal.SIGINT)
         _stdout, stderr = process.communicate(timeout=10)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
     assert process.returncode == 0, stderr
     assert main(["simulate", "--config", '{"failure_rate": 9}']) == 2
 
 
-def test_demo_end_to_end(tmp_path: Path) -> None:
-    result = hailuo("demo", "--out", "tmp", cwd=tmp_path, timeout=60)
-    assert result.returncode == 0, result.stderr
-    assert "content policy" in result.stdout
-    assert "Gory close-up of a battlefield injury" in result.stdout
-    assert "{{sim:" not in result.stdout
-    assert "29 of 30" in result.stdout
-    assert "API requests" in result.stdout
-    assert len(videos(tmp_path / "tmp")) == 29
-    assert len(list((tmp_path / "tmp" / "frames").glob("*.png"))) == 2
+def test_the_demo_clears_only_what_its_previous_run_listed(tmp_path: Path) -> None:
+    folder = tmp_path / "demo"
+    (folder / "frames").mkdir(parents=True)
+    written = [folder / "a.mp4", folder / "frames" / "first.png"]
+    for path in [*written, folder / "mine.mp4", tmp_path / "outside.mp4"]:
+        path.write_bytes(b"x")
+    _demo.record_run(folder, written)
+    manifest = json.loads((folder / _demo.MANIFEST).read_text())
+    manifest["files"] += ["../outside.mp4", "frames", "missing.mp4"]  # a list edited by hand deletes nothing else
+    (folder / _demo.MANIFEST).write_text(json.dumps(manifest))
+    assert sorted(_demo.clear_previous_run(folder)) == sorted(written)
+    assert (folder / "mine.mp4").exists()
+    assert (tmp_path / "outside.mp4").exists()
+    assert (folder / "frames").is_dir()
+    assert not (folder / _demo.MANIFEST).exists()
+    assert _demo.clear_previous_run(folder) == []  # no list, nothing to clear
 
 
 def _run_on_a_terminal(argv: list[str], cwd: Path, timeout: float = 60) -> tuple[int, str]:
     """Run ``argv`` with stdout and stderr on a pseudo-terminal; returns (exit status, everything it wrote)."""
     controller, terminal = pty.openpty()
     process = subprocess.Popen(
-        argv, cwd=cwd, env=_env(COLUMNS="120", TERM="xterm"), stdin=subprocess.DEVNULL, stdout=terminal, stderr=terminal
+        argv, cwd=cwd, env=env(COLUMNS="120", TERM="xterm"), stdin=subprocess.DEVNULL, stdout=terminal, stderr=terminal
     )
     os.close(terminal)
     chunks: list[bytes] = []
@@ -624,7 +610,7 @@ def _run_on_a_terminal(argv: list[str], cwd: Path, timeout: float = 60) -> tuple
 
 def test_live_progress_on_a_terminal(server: SimServer, tmp_path: Path, tag: str) -> None:
     (tmp_path / "p.txt").write_text(f"{tag} terminal one\n{tag} terminal two {{{{sim:fail}}}}\n")
-    code, output = _run_on_a_terminal(_command("batch", "p.txt", "--out", "o", *against(server)), tmp_path)
+    code, output = _run_on_a_terminal(command("batch", "p.txt", "--out", "o", *against(server)), tmp_path)
     assert code == 1, output
     assert "━" in output  # rich's bar
     assert "Failed" in output
@@ -640,3 +626,4 @@ def test_a_terminal_without_rich_gets_plain_lines(server: SimServer, tmp_path: P
     assert "━" not in output
     assert "hailuo: [" in output
     assert "1 of 1" in output
+    assert output.count("pip install 'hailuo-async[cli]'") == 1

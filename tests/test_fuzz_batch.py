@@ -5,10 +5,11 @@ from __future__ import annotations
 import io
 import json
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hailuo_async._cli import BatchLine, UsageError, read_batch
+from hailuo_async._cli import BatchFile, UsageError, read_batch
 from hailuo_async.providers import PROVIDERS
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -32,9 +33,11 @@ csv_text = st.lists(
 ).map(lambda rows: "\n".join(",".join(cells) for cells in rows))
 
 
-def parse(text: str, fmt: str, provider: str) -> list[BatchLine] | UsageError:
+def parse(text: str, fmt: str, provider: str, *, skip_invalid: bool = False) -> BatchFile | UsageError:
     try:
-        return read_batch("-", fmt=fmt, provider=PROVIDERS[provider], defaults={}, stdin=io.StringIO(text))
+        return read_batch(
+            "-", fmt=fmt, provider=PROVIDERS[provider], defaults={}, stdin=io.StringIO(text), skip_invalid=skip_invalid
+        )
     except UsageError as error:
         return error
 
@@ -44,15 +47,23 @@ def parse(text: str, fmt: str, provider: str) -> list[BatchLine] | UsageError:
     text=st.one_of(st.text(max_size=300), json_lines, csv_text),
     fmt=st.sampled_from(["txt", "jsonl", "csv"]),
     provider=st.sampled_from(sorted(PROVIDERS)),
+    skip_invalid=st.booleans(),
 )
-def test_batch_parsers_answer_lines_or_one_usage_error(text: str, fmt: str, provider: str) -> None:
-    result = parse(text, fmt, provider)
+def test_batch_parsers_answer_lines_or_one_usage_error(text: str, fmt: str, provider: str, skip_invalid: bool) -> None:
+    result = parse(text, fmt, provider, skip_invalid=skip_invalid)
     if isinstance(result, UsageError):
         assert str(result)
+        assert "Expected `" not in str(result)  # msgspec's wording is always rephrased
         return
-    for line in result:
+    assert result.lines
+    for line in result.lines:
         assert line.line >= 1
         PROVIDERS[provider].validate(line.request)  # every accepted line is valid for the provider
+    if not skip_invalid:
+        assert result.skipped == []
+    for entry in result.skipped:
+        assert entry.startswith("line ")
+        assert "Expected `" not in entry
 
 
 def test_a_bad_line_is_reported_with_its_number() -> None:
@@ -60,3 +71,33 @@ def test_a_bad_line_is_reported_with_its_number() -> None:
     assert isinstance(result, UsageError)
     assert "line 2" in str(result)
     assert "duration" in str(result)
+
+
+@pytest.mark.parametrize(
+    ("line", "field", "expected"),
+    [
+        ('{"prompt": "x", "duration": "ten"}', "duration", "invalid duration='ten': a whole number of seconds"),
+        ('{"prompt": "x", "duration": 7.5}', "duration", "invalid duration=7.5: a whole number of seconds"),
+        ('{"prompt": "x", "duration": true}', "duration", "invalid duration=True: a whole number of seconds"),
+        ('{"prompt": 5}', "prompt", "invalid prompt=5: text"),
+        ('{"prompt": "x", "watermark": "yes"}', "watermark", "invalid watermark='yes': true or false"),
+        ('{"prompt": "x", "resolution": 768}', "resolution", "invalid resolution=768: one of 512p, 768p, 1080p"),
+        ('{"prompt": "x", "first_frame": [1]}', "first_frame", "invalid first_frame=[1]: a URL, a data: URI or a"),
+    ],
+)
+def test_a_value_of_the_wrong_type_is_reported_in_the_library_s_words(line: str, field: str, expected: str) -> None:
+    result = parse('{"prompt": "a first line"}\n' + line + "\n", "jsonl", "apimart")
+    assert isinstance(result, UsageError)
+    assert f"line 2, field {field!r}: {expected}" in str(result)
+    assert "Expected" not in str(result)
+
+
+def test_skip_invalid_keeps_the_valid_lines_and_names_the_others() -> None:
+    text = '{"prompt": "one"}\n{"prompt": "two", "duration": 7}\n\n{"prompt": "three"}\n{"prompt": 3}\n'
+    result = parse(text, "jsonl", "apimart", skip_invalid=True)
+    assert isinstance(result, BatchFile)
+    assert [line.line for line in result.lines] == [1, 4]
+    assert [entry.split(":")[0] for entry in result.skipped] == ["line 2, field 'duration'", "line 5, field 'prompt'"]
+    everything_bad = parse('{"prompt": 3}\n', "jsonl", "apimart", skip_invalid=True)
+    assert isinstance(everything_bad, UsageError)
+    assert "nothing was submitted" in str(everything_bad)
