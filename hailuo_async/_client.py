@@ -269,6 +269,7 @@ class HailuoClient:
                 retry=self.retry,
                 concurrency=self.download_concurrency,
                 max_bytes=self.max_download_bytes,
+                clock=self.clock,
             )
             self._batches = BatchRunner(
                 provider=self.provider,
