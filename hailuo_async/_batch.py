@@ -13,7 +13,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -99,19 +99,9 @@ class _StatusEvents:
         emit(self.callback, ItemEvent(index=self.index, kind=kind, task_id=self.task_id, progress=status.progress))
 
 
-class Submit(Protocol):
-    """The client's money-safe submit, as a batch calls it."""
-
-    def __call__(
-        self,
-        request: GenerationRequest,
-        *,
-        key: str,
-        journal_item: JournalItem | None = None,
-        look_up_first: bool = False,
-        stopped: Callable[[], HailuoError | None] | None = None,
-    ) -> Awaitable[Task]: ...
-
+Submit = Callable[[GenerationRequest, "Plan", Callable[[], HailuoError | None]], Awaitable[Task]]
+"""The client's money-safe submit: ``submit(request, plan, stopped)``; ``stopped`` says whether the batch stopped
+(then nothing is sent)."""
 
 Download = Callable[[Generation, Path, int], Awaitable[Generation]]
 
@@ -400,13 +390,7 @@ class BatchRunner:
 
     async def _submit(self, batch: Batch, request: GenerationRequest, plan: Plan) -> Task:
         try:
-            return await self.submit(
-                request,
-                key=plan.key,
-                journal_item=plan.item,
-                look_up_first=plan.look_up_first,
-                stopped=batch.stopped_by,
-            )
+            return await self.submit(request, plan, batch.stopped_by)
         except FATAL as exc:
             if batch.fatal is None:
                 batch.fatal = exc

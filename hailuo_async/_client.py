@@ -24,7 +24,7 @@ import anyio.abc
 import anyio.to_thread
 import msgspec
 
-from ._batch import BatchRunner, EventCallback, ItemInput, JournalBook, to_request
+from ._batch import BatchRunner, EventCallback, ItemInput, JournalBook, Plan, to_request
 from ._clock import Clock, SystemClock
 from ._config import (
     DEFAULT_POLL,
@@ -40,7 +40,7 @@ from ._config import (
 from ._download import Downloader, check_destination
 from ._exceptions import BatchError, DownloadError, HailuoError, InvalidRequestError, NotSubmittedError
 from ._images import FrameResolver
-from ._journal import Journal, JournalItem
+from ._journal import Journal
 from ._models import ClientStatistics, Generation, GenerationRequest, Task, TaskState, TaskStatus
 from ._pacer import RequestPacer
 from ._poller import Outcome, Poller
@@ -367,7 +367,7 @@ class HailuoClient:
         generation_request = to_request(request if request is not None else options.pop("prompt", None), options)
         self.provider.validate(generation_request)
         with self._closing.watch() as closing, closing:
-            return await self._submit(generation_request, key=uuid.uuid4().hex)
+            return await self._submit(generation_request, Plan(key=uuid.uuid4().hex))
         raise NotSubmittedError("not submitted: the client was closed before the request was sent")
 
     async def wait(self, task: Task, *, timeout: float | Unset | None = UNSET) -> Generation:
@@ -458,23 +458,17 @@ class HailuoClient:
     # -- submitting ---------------------------------------------------------------------------------------
 
     async def _submit(
-        self,
-        request: GenerationRequest,
-        *,
-        key: str,
-        journal_item: JournalItem | None = None,
-        look_up_first: bool = False,
-        stopped: Callable[[], HailuoError | None] | None = None,
+        self, request: GenerationRequest, plan: Plan, stopped: Callable[[], HailuoError | None] | None = None
     ) -> Task:
-        """Resolve local frames, then submit under the money-safety rules (:mod:`._submit`). ``stopped`` tells
-        whether the batch stopped meanwhile (then nothing is sent)."""
+        """Resolve local frames, then submit under the money-safety rules (:mod:`._submit`) as ``plan`` says.
+        ``stopped`` tells whether the batch stopped meanwhile (then nothing is sent)."""
         assert self._frames is not None
         resolved = await self._frames.resolve(request)
         fatal = stopped() if stopped is not None else None
         if fatal is not None:
             raise NotSubmittedError("the batch stopped before this item was sent") from fatal
         return await self._submitter.submit(
-            request, resolved, key=key, journal_item=journal_item, look_up_first=look_up_first
+            request, resolved, key=plan.key, journal_item=plan.item, look_up_first=plan.look_up_first
         )
 
     # -- batches ------------------------------------------------------------------------------------------
