@@ -116,8 +116,10 @@ async def test_chaos_batch_nothing_lost_nothing_doubled(provider: str) -> None:
             sim_stats.submits_by_prompt
         )
         assert max(created.values()) == 1
-        if provider == "toapis":  # a lost answer is looked up by client_business_id instead of given up on
-            assert kinds["SubmissionUncertainError"] == 0, kinds
+        if provider == "toapis":
+            # A lost answer is looked up by client_business_id instead of given up on; only an item whose every
+            # send (the first and two resends) met a fault stays uncertain (about 0.3% of items here).
+            assert kinds["SubmissionUncertainError"] <= 3, kinds
             assert sim_stats.client_id_lookups >= 1
         else:
             assert kinds["SubmissionUncertainError"] >= 1
