@@ -106,11 +106,12 @@ def _read_limited(path: Path, limit: int) -> tuple[bytes, int]:
 def inspect_image(path: str | os.PathLike[str], *, parameter: str, provider: Provider) -> LocalImage:
     """Read and check a local frame image against ``provider``'s rules; blocking (run it in a worker thread).
 
-    Rules (providers.md B.2, C.2): JPEG, PNG or WebP (by content); at most ``provider.image_limit`` bytes and,
-    when the provider uploads images, at most ``provider.upload_limit``; short side more than 300 px; aspect
-    ratio between 2:5 and 5:2 inclusive. Only the image header is parsed, never the pixels, and images with
-    more than ``PIL.Image.MAX_IMAGE_PIXELS`` pixels are refused (decompression bombs). Every problem raises
-    :class:`InvalidRequestError` naming ``parameter``, the file name and the broken rule with the actual value.
+    Rules (docs/providers.md, B.2, C.2, A.6 and B.5): JPEG, PNG or WebP (by content); at most
+    ``provider.image_limit`` bytes and, when the provider uploads images, at most ``provider.upload_limit``; short
+    side more than 300 px; aspect ratio between 2:5 and 5:2 inclusive. Only the image header is parsed, never the
+    pixels, and images with more than ``PIL.Image.MAX_IMAGE_PIXELS`` pixels are refused (decompression bombs).
+    Every problem raises :class:`InvalidRequestError` naming ``parameter``, the file name and the broken rule with
+    the actual value.
     """
     source = Path(path)
     name = source.name or os.fspath(path)

@@ -58,7 +58,7 @@ def submit_may_retry(exc: BaseException, *, idempotent: bool) -> bool:
 
 
 def retry_delay(attempt: int, policy: RetryPolicy, retry_after: float | None = None) -> float:
-    """Seconds to wait before retry number ``attempt`` (0-based): full-jitter exponential backoff capped at
+    """Seconds to wait before retry number ``attempt`` (0-based): exponential backoff, drawn between half and all of its step, capped at
     ``policy.max_delay``, never below the server's ``retry_after``."""
     ceiling = min(policy.max_delay, policy.base_delay * (2.0 ** min(attempt, 30)))
     delay = random.uniform(ceiling / 2, ceiling)
@@ -78,7 +78,7 @@ class Retrier:
     """Repeats failed calls by a fixed policy: ``await retrier(call)``. Built once (backoff's decorator is applied
     here, not per call); ``should_retry`` says which library errors are worth repeating.
 
-    backoff decides whether to try again (attempts, give-up); the waits between attempts, full-jitter exponential
+    backoff decides whether to try again (attempts, give-up); the waits between attempts, jittered exponential
     with the server's ``Retry-After`` as a floor (:func:`retry_delay`), are slept on ``clock``, so a test's
     :class:`~hailuo_async.FakeClock` governs them like every other wait of the engine."""
 

@@ -175,8 +175,8 @@ _MAPPED = (aiohttp.ClientError, TimeoutError, OSError)
 class AiohttpTransport(Transport):
     """The real transport: three aiohttp sessions created in :meth:`open` and closed in :meth:`aclose`.
 
-    - submits: a connection per request (``force_close``), so a stale keep-alive socket can never turn a paid
-      POST into an unknown outcome;
+    - submits: connections are reused only while idle for under ``SUBMIT_KEEPALIVE`` (2 s), far below any
+      server's keep-alive timeout, so a stale socket can never turn a paid POST into an unknown outcome;
     - other API calls: pooled, sized to the concurrency;
     - downloads: no credentials, no cookies, no environment proxies or ``.netrc``, redirects checked hop by hop.
 

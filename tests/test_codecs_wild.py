@@ -1,4 +1,4 @@
-"""Codec tests on answers seen in the wild (providers.md, "Additions"), beyond the documented examples.
+"""Codec tests on answers seen in the wild (docs/providers.md, "Additions"), beyond the documented examples.
 
 The bodies live under ``tests/fixtures/<provider>/wild/``: apimart's newer response version (HTTP 202, ``data`` an
 object), errors inside an HTTP 200, the 409 ``idempotency_in_progress`` answer, toapis look-ups by

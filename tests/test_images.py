@@ -212,7 +212,7 @@ def test_data_uri(tmp_path: Path) -> None:
 # -- FrameResolver -------------------------------------------------------------------------------------------------
 
 
-UPLOAD_URL_HOURS = 72  # apimart's uploaded URLs work 72 h from their created_at (providers.md A.6)
+UPLOAD_URL_HOURS = 72  # apimart's uploaded URLs work 72 h from their created_at (docs/providers.md, A.6)
 
 
 class FakeApi:

@@ -1,8 +1,9 @@
-"""Table-driven tests of the three provider codecs against the documented wire shapes (providers.md).
+"""Table-driven tests of the three provider codecs against the documented wire shapes (docs/providers.md).
 
-Every JSON body under ``tests/fixtures/<provider>/`` is copied from providers.md; the tables below say what each
-one must decode to. All tests are pure: codecs build :class:`HttpRequest` values and read :class:`HttpResponse`
-values without any I/O.
+Every JSON body directly under ``tests/fixtures/<provider>/`` is an example or drift shape the providers document
+(docs/providers.md, sections A to C); the tables below say what each one must decode to. Section numbers in the
+comments (A.3, B.4, ...) are those of docs/providers.md. All tests are pure: codecs build :class:`HttpRequest`
+values and read :class:`HttpResponse` values without any I/O.
 """
 
 from __future__ import annotations
@@ -149,7 +150,7 @@ APIMART_VIDEO = "https://upload.apimart.ai/f/video/...-video_task_01KBS40K78KGHZ
 MINIMAX_FILE = "176844028768320"
 
 STATUS_CASES = [
-    # apimart (A.3)
+    # apimart (docs/providers.md, A.3)
     StatusCase("apimart/status_queued.json", Q, "pending"),
     StatusCase("apimart/status_running.json", R, "processing", progress=91),
     StatusCase("apimart/status_completed.json", C, "completed", 100, APIMART_VIDEO, 1765087446),
@@ -165,7 +166,7 @@ STATUS_CASES = [
     StatusCase("apimart/drift_in_progress.json", R, "in_progress", 35),
     StatusCase("apimart/drift_mixed_case.json", R, "Processing", 12),
     StatusCase("apimart/drift_unknown_word.json", R, "moderation_pending", 5),
-    # toapis (B.3)
+    # toapis (docs/providers.md, B.3)
     StatusCase("toapis/status_queued.json", Q, "queued", 0),
     StatusCase("toapis/status_in_progress.json", R, "in_progress", 65),
     StatusCase(
@@ -200,7 +201,7 @@ STATUS_CASES = [
     StatusCase("toapis/drift_pending.json", Q, "pending"),
     StatusCase("toapis/drift_mixed_case.json", R, "IN_PROGRESS", 50),
     StatusCase("toapis/drift_unknown_word.json", R, "moderation_pending", 0),
-    # MiniMax (C.3)
+    # MiniMax (docs/providers.md, C.3)
     StatusCase("minimax/query_preparing.json", Q, "Preparing"),
     StatusCase("minimax/query_queueing.json", Q, "Queueing"),
     StatusCase("minimax/query_processing.json", R, "Processing"),
@@ -255,7 +256,7 @@ def test_toapis_status_reads_created_at() -> None:
     assert status.created_at == 1768380222
 
 
-# Status words from providers.md "Mapping status words to a common state", in every provider's shape.
+# Status words from docs/providers.md, "Mapping status words", in every provider's shape.
 DRIFT_WORDS: list[tuple[str, TaskState]] = [
     ("submitted", Q),
     ("pending", Q),
@@ -381,7 +382,7 @@ def test_parse_fetch_without_url_is_decode_error(body: bytes) -> None:
 
 
 UPLOAD_CASES = [
-    # apimart: the URL works 72 h from its created_at (A.6); toapis does not say (B.5)
+    # apimart: the URL works 72 h from its created_at (docs/providers.md, A.6); toapis does not say (B.5)
     (
         "apimart/upload.json",
         "https://upload.apimart.ai/f/image/9990000123456-a1b2c3d4-photo.jpg",
@@ -458,7 +459,7 @@ class ErrorCase(NamedTuple):
 
 
 ERROR_CASES = [
-    # apimart (A.4): the `type` string is the most specific code the body carries
+    # apimart (docs/providers.md, A.4): the `type` string is the most specific code the body carries
     ErrorCase("apimart/error_400.json", 400, BadRequestError, "invalid_request_error", "无效的任务ID"),
     ErrorCase(
         "apimart/error_401.json", 401, AuthenticationError, "authentication_error", "身份验证失败，请检查您的API密钥"
@@ -481,7 +482,7 @@ ERROR_CASES = [
     ),
     # ... and a word `code` is more specific than the `type`
     ErrorCase("apimart/error_full_form.json", 400, BadRequestError, "invalid_value", "invalid resolution"),
-    # toapis (B.4)
+    # toapis (docs/providers.md, B.4)
     ErrorCase("toapis/error_404.json", 404, BadRequestError, "not_found_error", "Task not found"),
     ErrorCase(
         "toapis/error_401.json",
@@ -506,14 +507,14 @@ ERROR_CASES = [
         None,
         "Unsupported image type. Allowed: JPEG, PNG, WebP, GIF",
     ),
-    # MiniMax (C.6): errors arrive as HTTP 200 with a non-zero base_resp.status_code
+    # MiniMax (docs/providers.md, C.6): errors arrive as HTTP 200 with a non-zero base_resp.status_code
     ErrorCase("minimax/error_1002.json", 200, RateLimitError, 1002, "rate limit"),
     ErrorCase("minimax/error_1004.json", 200, AuthenticationError, 1004, "not authorized"),
     ErrorCase("minimax/error_1008.json", 200, InsufficientBalanceError, 1008, "insufficient balance"),
     ErrorCase("minimax/error_1026.json", 200, ContentPolicyError, 1026, "input new_sensitive"),
     ErrorCase("minimax/error_2013.json", 200, BadRequestError, 2013, "invalid params"),
     ErrorCase("minimax/error_2049.json", 200, AuthenticationError, 2049, "invalid api key"),
-    # ... and sometimes with a matching HTTP status too (C.6, "HTTP status vs base_resp")
+    # ... and sometimes with a matching HTTP status too (docs/providers.md, C.6: "HTTP status vs base_resp")
     ErrorCase("minimax/error_1004.json", 401, AuthenticationError, 1004, "not authorized"),
     ErrorCase("minimax/error_1002.json", 429, RateLimitError, 1002, "rate limit"),
     ErrorCase("minimax/error_2013.json", 400, BadRequestError, 2013, "invalid params"),

@@ -1,9 +1,9 @@
-"""The reliability checklist (shared/docs/reliability.md, section 8) that other modules do not already cover.
+"""The reliability checklist (docs/reliability.md, section 8) that other modules do not already cover.
 
 Items covered elsewhere: 1, 12, 16, 17 (test_engine), 3, 8, 13, 19 (test_wire), 9, 27 (test_durable),
-18 (test_providers),
-22-24 (test_download, test_engine), 28 (test_exports and conftest). Here: real aiohttp against fake gateways on
-loopback for the wire-level items, the mock transport and a fake clock for the scheduling ones.
+18 (test_providers), 22-24 (test_download, test_engine), 28 (test_exports and conftest); docs/reliability.md, 8
+lists every item with its tests. Here: real aiohttp against fake gateways on loopback for the wire-level items,
+the mock transport and a fake clock for the scheduling ones.
 """
 
 from __future__ import annotations

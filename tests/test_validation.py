@@ -1,7 +1,7 @@
 """Request validation: the documented provider matrix, asserted exhaustively, and the GenerationRequest rules.
 
-The expected answer for every combination is computed here from the rules in providers.md (A.2, B.2, C.2), not
-read back from the library, so a wrong rule in a codec shows up as a disagreement.
+The expected answer for every combination is computed here from the documented rules (docs/providers.md, A.2,
+B.2 and C.2), not read back from the library, so a wrong rule in a codec shows up as a disagreement.
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ def test_data_uri_frames(provider_name: str, which: str) -> None:
     frames: dict[str, Any] = {"first_frame": FIRST, which: PNG_URI}
     request = GenerationRequest("p", **frames)
     provider = get_provider(provider_name)
-    if provider_name == "toapis":  # "Do not pass base64 image data directly" (B.2)
+    if provider_name == "toapis":  # "Do not pass base64 image data directly" (docs/providers.md, B.2)
         with pytest.raises(InvalidRequestError) as info:
             provider.validate(request)
         assert info.value.parameter == which
@@ -140,7 +140,19 @@ def test_data_uri_frames(provider_name: str, which: str) -> None:
 @pytest.mark.parametrize("provider_name", PROVIDER_NAMES)
 @pytest.mark.parametrize("frame", [FIRST, "http://example.com/a.webp", "HTTPS://EXAMPLE.COM/A.JPG", "start.jpg"])
 def test_url_and_local_frames_pass_every_provider(provider_name: str, frame: str) -> None:
-    get_provider(provider_name).validate(GenerationRequest(first_frame=frame, last_frame=frame))
+    get_provider(provider_name).validate(GenerationRequest("she turns", first_frame=frame, last_frame=frame))
+
+
+@pytest.mark.parametrize("provider_name", PROVIDER_NAMES)
+def test_a_prompt_is_required_where_the_provider_documents_it(provider_name: str) -> None:
+    provider = get_provider(provider_name)
+    request = GenerationRequest(first_frame=FIRST)  # image-to-video without a prompt
+    if provider_name == "apimart":  # "prompt ... required" on apimart's page, in every mode
+        with pytest.raises(InvalidRequestError) as info:
+            provider.validate(request)
+        assert info.value.parameter == "prompt" and "apimart" in str(info.value)
+    else:
+        provider.validate(request)
 
 
 # ---------------------------------------------------------------------------------------------------------------

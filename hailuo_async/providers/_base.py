@@ -38,7 +38,7 @@ MODEL = "MiniMax-Hailuo-02"
 
 _T = TypeVar("_T")
 
-# Status words seen across the providers and their documentation drift (providers.md, "Mapping status words").
+# Status words seen across the providers and their documentation drift (docs/providers.md, "Mapping status words").
 # Matched case-insensitively; any other word means "keep polling".
 _STATUS_WORDS: dict[str, TaskState] = {
     **dict.fromkeys(
@@ -101,7 +101,7 @@ class _ErrorBody(msgspec.Struct):
 
 _decode_error_body = msgspec.json.Decoder(_ErrorBody, strict=False).decode
 
-# MiniMax base_resp codes (providers.md C.6) grouped by the exception they become.
+# MiniMax base_resp codes (docs/providers.md, C.6) grouped by the exception they become.
 _MINIMAX_CODES: dict[int, type[APIError]] = {
     **dict.fromkeys((1004, 2049, 2038), AuthenticationError),
     **dict.fromkeys((1008, 2056), InsufficientBalanceError),
@@ -115,7 +115,7 @@ _CONTENT_POLICY = re.compile(r"content.?policy|sensitive|moderation|nsfw|violat"
 
 IDEMPOTENCY_IN_PROGRESS = "idempotency_in_progress"
 """Error code of a 409 answer while a request with the same ``Idempotency-Key`` is still being processed
-(providers.md A.1); it becomes :class:`IdempotencyInProgressError` from any provider."""
+(docs/providers.md, A.1); it becomes :class:`IdempotencyInProgressError` from any provider."""
 
 
 def error_class_for_status(status: int) -> type[APIError]:
@@ -219,6 +219,8 @@ class Provider(abc.ABC):
     """Largest image the upload endpoint takes, in bytes; ``None`` when there is no upload endpoint."""
     image_limit: ClassVar[int] = 20 * 1024 * 1024
     """Largest frame image the model takes, in bytes."""
+    prompt_required: ClassVar[bool] = False
+    """Whether the provider documents ``prompt`` as required even when a first frame is given."""
     submit_budget_per_minute: ClassVar[float | None] = None
     """Documented submit rate limit, used as the default submit budget."""
 
@@ -226,6 +228,13 @@ class Provider(abc.ABC):
 
     def validate(self, request: GenerationRequest) -> None:
         """Raise :class:`InvalidRequestError` unless this provider accepts ``request``."""
+        if self.prompt_required and not (request.prompt and request.prompt.strip()):
+            raise InvalidRequestError(
+                "prompt",
+                request.prompt,
+                f"{self.name} requires a prompt in every mode, image-to-video too",
+                provider=self.name,
+            )
         short, long = self.durations
         if request.duration is not None and request.duration not in (short, long):
             raise InvalidRequestError("duration", request.duration, f"{short} or {long} seconds", provider=self.name)

@@ -3,7 +3,7 @@
 Submit ``POST /v1/videos/generations`` -> ``data[0].task_id`` (legacy answers) or ``data.id`` (response version
 2026-07-27, HTTP 202); status ``GET /v1/tasks/{id}`` -> ``{code, data}`` with the video at
 ``data.result.videos[0].url[0]`` (an array, sometimes a plain string). Errors come as HTTP errors or inside a 2xx
-envelope (``{"code": 400, "error": {...}}``). Honours ``Idempotency-Key``. See providers.md, section A.
+envelope (``{"code": 400, "error": {...}}``). Honours ``Idempotency-Key``. See docs/providers.md, section A.
 """
 
 from __future__ import annotations
@@ -33,10 +33,10 @@ from ._base import (
 __all__ = ["RESPONSE_VERSION_HEADER", "UPLOAD_URL_TTL", "Apimart"]
 
 RESPONSE_VERSION_HEADER = "X-APIMart-Response-Version"
-"""Header choosing the shape of apimart's answers (providers.md A.1)."""
+"""Header choosing the shape of apimart's answers (docs/providers.md, A.1)."""
 
 UPLOAD_URL_TTL = 72 * 3600.0
-"""Seconds an uploaded image's URL works after its ``created_at`` (providers.md A.6)."""
+"""Seconds an uploaded image's URL works after its ``created_at`` (docs/providers.md, A.6)."""
 
 
 class _SubmitItem(msgspec.Struct):
@@ -166,6 +166,7 @@ class Apimart(Provider):
     durations: ClassVar[tuple[int, int]] = (5, 10)
     frame_sources: ClassVar[frozenset[FrameKind]] = frozenset({"url", "data_uri"})
     honours_idempotency_key: ClassVar[bool] = True
+    prompt_required: ClassVar[bool] = True  # "prompt ... required" on the Hailuo-02 page (docs/providers.md, A.2)
     upload_limit: ClassVar[int | None] = 20 * 1024 * 1024
     submit_path: ClassVar[str] = "/v1/videos/generations"
     response_version: ClassVar[str | None] = None

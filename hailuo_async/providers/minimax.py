@@ -4,7 +4,7 @@ Submit ``POST /v1/video_generation`` -> ``task_id``; status ``GET /v1/query/vide
 ``Preparing|Queueing|Processing|Success|Fail`` and a ``file_id``; then ``GET /v1/files/retrieve?file_id=`` ->
 ``file.download_url``. Errors usually arrive as HTTP 200 with a non-zero ``base_resp.status_code``. Answers for
 unfinished tasks may carry ``file_id: ""`` and ``video_width``/``video_height`` of 0: not there yet.
-See providers.md, section C.
+See docs/providers.md, section C.
 """
 
 from __future__ import annotations
@@ -61,7 +61,8 @@ class Minimax(Provider):
     frame_sources: ClassVar[frozenset[FrameKind]] = frozenset({"url", "data_uri"})
     submit_path: ClassVar[str] = "/v1/video_generation"
     submit_budget_per_minute: ClassVar[float | None] = 20.0
-    """Video-generation RPM for paid accounts (providers.md C.7); free accounts get 5 and learn it from 1002s."""
+    """Video-generation RPM for paid accounts (docs/providers.md, C.7); free accounts get 5 and learn it from
+    1002s."""
 
     def _check_512p(self, request: GenerationRequest) -> None:
         if request.mode != "image-to-video":

@@ -4,7 +4,7 @@ Submit ``POST /v1/videos/generations`` -> flat ``{id, object: "generation.task",
 ``GET /v1/videos/generations/{id}`` (flat) with the video at ``result.data[0].url``, else ``result.url``, else
 ``url``. Options ride in ``metadata``; frames must be public URLs (no base64). Every submit carries the client's
 own id as ``client_business_id``, and ``GET /v1/videos/generations/{client_business_id}`` finds the task it
-created, which settles a submit whose answer was lost. See providers.md, section B and "Additions".
+created, which settles a submit whose answer was lost. See docs/providers.md, section B and "Additions".
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """A local HTTP simulator of the three Hailuo providers (apimart, toapis, official MiniMax), with faults.
 
-Test your own code against it: it is a real ``aiohttp.web`` server, written from the wire reference
-(``providers.md``) independently of the ``hailuo_async`` client, so it doubles as an oracle for the client.
+Test your own code against it: it is a real ``aiohttp.web`` server, written from the providers' wire facts
+(``docs/providers.md``) independently of the ``hailuo_async`` client, so it doubles as an oracle for the client.
 
 .. code-block:: python
 

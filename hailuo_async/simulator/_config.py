@@ -1,7 +1,9 @@
 """Simulator configuration: frozen, JSON-loadable msgspec structs.
 
 Every field has a default, so ``SimulatorConfig()`` is a fault-free simulator whose tasks finish in about three
-seconds. Configs are immutable; a running :class:`~hailuo_async.simulator.Simulator` switches to a new one with
+seconds, queue for 15 % of that time, then report progress growing in a straight line, with no rate limit. The
+structs here only describe behaviour: :mod:`._lifecycle` plays a task's life (duration, queueing, progress) and
+:mod:`._limits` the rate limiters. Configs are immutable; a running :class:`~hailuo_async.simulator.Simulator` switches to a new one with
 ``update_config(**changes)`` or ``configure(config)``.
 """
 
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,7 +26,11 @@ __all__ = [
     "FaultRoute",
     "Faults",
     "GenerationTimes",
+    "LimiterKind",
+    "Progress",
+    "ProgressShape",
     "RateLimit",
+    "RetryAfterStyle",
     "SimulatorConfig",
 ]
 
@@ -45,9 +52,9 @@ DriftShape = Literal[
     "minimax_numeric_file_id",
 ]
 
-# Sources, by section of the project's provider wire reference: apimart A.3 ("Status-word drift", the `url`
-# variant), toapis B.3 (the status table, the `pending` submit, the `result.url` variant), MiniMax C.4 (numeric
-# file ids) and its "Where the video URL sits" table.
+# Sources (docs/providers.md, A.3, B.3, C.4 and "Mapping status words"): apimart's "Status-word drift" and `url`
+# variant, toapis' status table, `pending` submit and `result.url` variant, MiniMax's numeric file ids, and the
+# "Where the video URL sits" table.
 DRIFT_SHAPES: dict[DriftShape, str] = {
     "apimart_submitted": "queued tasks say `submitted`, not `pending` (some apimart model pages)",
     "apimart_in_progress": "running tasks say `in_progress`, not `processing` (apimart's gpt-image-2-official page)",
@@ -74,14 +81,36 @@ def _check_non_negative(name: str, value: float) -> None:
         raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
 
 
+def _check_positive(name: str, value: float) -> None:
+    if not (value > 0.0 and math.isfinite(value)):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+
+
+def bounds(value: float | tuple[float, float]) -> tuple[float, float]:
+    """``(low, high)`` of a field that is either one number or a ``(low, high)`` range."""
+    return value if isinstance(value, tuple) else (value, value)
+
+
+def _check_range(name: str, value: float | tuple[float, float], check: Callable[[str, float], None]) -> None:
+    low, high = bounds(value)
+    check(name, low)
+    check(name, high)
+    if low > high:
+        raise ValueError(f"{name} (low, high) needs low <= high, got {value!r}")
+
+
 class GenerationTimes(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Distribution of a task's total generation time (queue + run), in seconds.
 
-    - ``"lognormal"``: ``median * exp(N(0, sigma))``;
+    - ``"lognormal"``: ``median * exp(N(0, sigma))``, a long right tail: the 95th percentile is
+      ``median * exp(1.645 * sigma)`` (``sigma=1``: 5.2 x the median);
     - ``"uniform"``: uniform in ``[low, high]``;
     - ``"fixed"``: always ``median``.
 
-    The drawn value is clamped to ``[min, max]``. A ``{{sim:time=S}}`` prompt marker bypasses the distribution.
+    The drawn value is clamped to ``[min, max]``; ``max=None`` leaves the tail uncut. Each task's draw is seeded by
+    the simulator's seed, its provider, its prompt and how many times that prompt was submitted before, so a run is
+    reproducible whatever order the submits arrive in. A ``{{sim:time=S}}`` prompt marker bypasses the
+    distribution.
     """
 
     kind: Literal["lognormal", "uniform", "fixed"] = "lognormal"
@@ -90,28 +119,105 @@ class GenerationTimes(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     low: float = 1.0
     high: float = 5.0
     min: float = 0.5
-    max: float = 10.0
+    max: float | None = 10.0
 
     def __post_init__(self) -> None:
-        for name in ("median", "sigma", "low", "high", "min", "max"):
+        for name in ("median", "sigma", "low", "high", "min"):
             _check_non_negative(name, getattr(self, name))
+        if self.max is not None:
+            _check_non_negative("max", self.max)
         if self.low > self.high:
             raise ValueError("generation.low must be <= generation.high")
-        if self.min > self.max:
+        if self.max is not None and self.min > self.max:
             raise ValueError("generation.min must be <= generation.max")
 
 
-class RateLimit(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Token bucket per (provider, API key): ``rate`` requests per second, up to ``burst`` at once."""
+ProgressShape = Literal["linear", "none", "steps", "concave", "convex", "stall"]
+PROGRESS_SHAPES: tuple[ProgressShape, ...] = ("linear", "none", "steps", "concave", "convex", "stall")
 
+
+class Progress(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """What a task's status answers say its progress is while it runs (after its queued part, which reports 0).
+
+    ``x`` below is the share of the running part elapsed (0 to 1); progress is a whole number, 100 once completed.
+
+    - ``"linear"``: ``99 * x`` (the default);
+    - ``"none"``: 0 until done, as the official MiniMax API reports (status words still move queued -> running);
+    - ``"steps"``: 0, then each level of ``steps`` in turn, the running part cut into ``len(steps) + 1`` equal
+      parts (``steps=(50,)``: 0 for the first half, 50 for the second);
+    - ``"concave"``: ``99 * (1 - (1 - x) ** power)``, fast at first, slow at the end;
+    - ``"convex"``: ``99 * x ** power``, slow at first, fast at the end;
+    - ``"stall"``: linear up to ``stall_level`` at ``x = stall_at``, then ``stall_level`` until done.
+
+    MiniMax's status answers carry no progress at all, so the shape shows only on apimart and toapis. A task keeps
+    the shape that was configured when it was created; a hanging task (``{{sim:hang}}``) keeps running at the
+    shape's value for ``x = 1`` (99 for ``linear``).
+    """
+
+    shape: ProgressShape = "linear"
+    steps: tuple[int, ...] = (50,)
+    power: float = 2.0
+    stall_level: int = 95
+    stall_at: float = 0.3
+
+    def __post_init__(self) -> None:
+        if not self.steps or any(not 0 < level < 100 for level in self.steps):
+            raise ValueError(f"progress.steps must be levels between 1 and 99, got {self.steps!r}")
+        if any(later <= earlier for earlier, later in zip(self.steps, self.steps[1:])):
+            raise ValueError(f"progress.steps must increase, got {self.steps!r}")
+        if not (self.power > 1.0 and math.isfinite(self.power)):
+            raise ValueError(f"progress.power must be a finite number > 1, got {self.power!r}")
+        if not 0 < self.stall_level < 100:
+            raise ValueError(f"progress.stall_level must be between 1 and 99, got {self.stall_level!r}")
+        if not 0.0 < self.stall_at <= 1.0:
+            raise ValueError(f"progress.stall_at must be within (0, 1], got {self.stall_at!r}")
+
+
+LimiterKind = Literal["token_bucket", "fixed_window", "sliding_window"]
+RetryAfterStyle = Literal["seconds", "exact"]
+
+
+class RateLimit(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A rate limit per (provider, API key), on every API route but uploads. ``rate`` is always the sustained
+    number of requests per second the limit lets through, so limits of different kinds compare directly.
+
+    - ``"token_bucket"`` (the default): ``rate`` tokens per second into a bucket of ``burst`` tokens (a full
+      bucket at the first request); each request takes one. ``burst=1`` allows no burst, a large one long bursts.
+    - ``"fixed_window"``: at most ``rate * window`` requests (rounded down) in each window of ``window`` seconds;
+      windows start at whole multiples of ``window`` on the simulator's clock and the count starts afresh in
+      each (``window=1``: per second, ``window=60``: per minute). Twice the limit can pass around a boundary.
+    - ``"sliding_window"``: at most ``rate * window`` accepted requests in any ``window`` seconds (a log of the
+      accepted requests' times).
+
+    ``burst`` is read by the token bucket only, ``window`` by the window kinds only. A limited request answers as
+    the provider does (apimart and toapis HTTP 429; MiniMax ``base_resp`` 1002, HTTP 200 unless
+    ``minimax_http_errors``) with a ``Retry-After`` giving the true wait until a request would pass: the next
+    token, the next window, or the moment the oldest logged request leaves the window. ``retry_after`` is how it
+    is written: ``"seconds"`` rounds up to whole seconds, at least 1 (the HTTP form, and the default);
+    ``"exact"`` gives decimal seconds rounded up to the millisecond (e.g. ``0.25``). Limited requests are not
+    counted against the limit. Changing ``kind`` starts every limiter afresh; other changes apply to the current
+    state.
+    """
+
+    kind: LimiterKind = "token_bucket"
     rate: float = 5.0
     burst: float = 5.0
+    window: float = 1.0
+    retry_after: RetryAfterStyle = "seconds"
 
     def __post_init__(self) -> None:
         if not (self.rate > 0 and math.isfinite(self.rate)):
             raise ValueError(f"rate_limit.rate must be > 0, got {self.rate!r}")
         if not (self.burst >= 1 and math.isfinite(self.burst)):
             raise ValueError(f"rate_limit.burst must be >= 1, got {self.burst!r}")
+        _check_positive("rate_limit.window", self.window)
+        if self.kind != "token_bucket" and self.per_window < 1:
+            raise ValueError(f"rate_limit.rate * window must be >= 1, got {self.rate!r} * {self.window!r}")
+
+    @property
+    def per_window(self) -> int:
+        """Requests a window kind lets through per ``window``: ``rate * window``, rounded down."""
+        return math.floor(self.rate * self.window + 1e-9)
 
 
 class Faults(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -141,11 +247,7 @@ class Faults(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     def __post_init__(self) -> None:
         for name in ("error_5xx", "drop", "submit_then_drop", "malformed", "cdn_truncate"):
             _check_probability(name, getattr(self, name))
-        bounds = self.latency if isinstance(self.latency, tuple) else (self.latency, self.latency)
-        for value in bounds:
-            _check_non_negative("latency", value)
-        if bounds[0] > bounds[1]:
-            raise ValueError("latency (low, high) needs low <= high")
+        _check_range("latency", self.latency, _check_non_negative)
 
 
 class SimulatorConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -153,7 +255,10 @@ class SimulatorConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
 
     - ``host``, ``port``, ``cdn_port``: where to bind (ports 0 pick free ones). Read at start only.
     - ``seed``: seeds every random draw (generation times, failures, drift, faults) for reproducible runs.
-    - ``generation``: the distribution of a task's total time; ``queue_fraction`` of it is spent queued.
+    - ``generation``: the distribution of a task's total time (:class:`GenerationTimes`).
+    - ``queue_fraction``: the share of a task's total time spent queued (status queued, progress 0): one number
+      for every task, or a ``(low, high)`` range each task draws its share from (seeded), e.g. ``(0.0, 0.7)``.
+    - ``progress``: what progress the status answers report while a task runs (:class:`Progress`).
     - ``estimated_time_error``: relative noise of apimart's ``estimated_time`` (whole seconds, >= 1).
     - ``url_ttl``: seconds a signed video URL stays valid (each status poll signs a fresh one); None: each provider's
       documented lifetime (:data:`APIMART_URL_TTL` 72 h, :data:`TOAPIS_URL_TTL` 24 h, :data:`MINIMAX_URL_TTL` 9 h).
@@ -162,7 +267,8 @@ class SimulatorConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
       another submit with the same ``Idempotency-Key`` 409 ``idempotency_in_progress`` (``Retry-After: 1``).
     - ``failure_rate``: probability that a task fails with a content-policy error.
     - ``video_bytes``: size of each MP4 (fixed per task when it is created).
-    - ``faults``: see :class:`Faults`. ``rate_limit``: a token bucket per provider and API key (None: no limit).
+    - ``faults``: see :class:`Faults`. ``rate_limit``: a limiter per provider and API key (:class:`RateLimit`;
+      None: no limit).
     - ``minimax_http_errors``: MiniMax errors use real HTTP statuses (401/402/404/429/400) instead of 200.
     - ``keys``: the accepted API keys (None: any non-empty bearer token).
     - ``credits``: tasks each API key may create (None: unlimited).
@@ -178,7 +284,8 @@ class SimulatorConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     cdn_port: int = 0
     seed: int = 0
     generation: GenerationTimes = GenerationTimes()
-    queue_fraction: float = 0.15
+    queue_fraction: float | tuple[float, float] = 0.15
+    progress: Progress = Progress()
     estimated_time_error: float = 0.3
     url_ttl: float | None = None
     upload_ttl: float | None = None
@@ -194,7 +301,7 @@ class SimulatorConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     drift: bool | frozenset[DriftShape] = False
 
     def __post_init__(self) -> None:
-        _check_probability("queue_fraction", self.queue_fraction)
+        _check_range("queue_fraction", self.queue_fraction, _check_probability)
         _check_probability("failure_rate", self.failure_rate)
         _check_non_negative("estimated_time_error", self.estimated_time_error)
         _check_non_negative("submit_delay", self.submit_delay)

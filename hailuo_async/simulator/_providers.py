@@ -1,6 +1,7 @@
 """The three providers' dialects: request validation, response bodies and error bodies.
 
-Written from ``providers.md`` alone, independently of the client code, so that the simulator is an oracle for it.
+Written from the providers' documented wire facts (``docs/providers.md``, sections A to C) alone, independently of
+the client code, so that the simulator is an oracle for it.
 Nothing here does I/O: :mod:`._api` decides *what* happens and asks the dialect *how* its provider says it.
 """
 
