@@ -12,6 +12,7 @@ Usage::
         video = await client.generate("A cat on the grass [Push in]", duration=5, resolution="768p")
 """
 
+from ._batchfile import BadLine, load_requests
 from ._client import HailuoClient, ItemInput, gather_generations, generate
 from ._clock import Clock, FakeClock, SystemClock
 from ._config import (
@@ -28,6 +29,7 @@ from ._exceptions import (
     AuthenticationError,
     BadRequestError,
     BatchError,
+    BatchFileError,
     ConnectError,
     ContentPolicyError,
     DecodeError,
@@ -39,6 +41,7 @@ from ._exceptions import (
     InsufficientBalanceError,
     InvalidRequestError,
     JournalBusyError,
+    JournalError,
     NotSubmittedError,
     RateLimitError,
     ReadTimeoutError,
@@ -73,8 +76,10 @@ __all__ = [
     "APIError",
     "AiohttpTransport",
     "AuthenticationError",
+    "BadLine",
     "BadRequestError",
     "BatchError",
+    "BatchFileError",
     "ClientStatistics",
     "Clock",
     "ConnectError",
@@ -97,6 +102,7 @@ __all__ = [
     "ItemInput",
     "Journal",
     "JournalBusyError",
+    "JournalError",
     "JournalItem",
     "JournalSummary",
     "MockTransport",
@@ -119,6 +125,7 @@ __all__ = [
     "__version__",
     "gather_generations",
     "generate",
+    "load_requests",
 ]
 
 for _name in __all__:

@@ -1,10 +1,10 @@
-"""``python -m hailuo_async``: the ``hailuo`` command (see :mod:`hailuo_async._cli`)."""
+"""``python -m hailuo_async``: the ``hailuo`` command (see :mod:`hailuo_async.cli`)."""
 
 from __future__ import annotations
 
 import sys
 
-from ._cli import main
+from .cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -28,6 +28,7 @@ from ._exceptions import (
     HailuoError,
     InsufficientBalanceError,
     InvalidRequestError,
+    JournalError,
     NotSubmittedError,
     SubmissionUncertainError,
 )
@@ -202,9 +203,10 @@ class JournalBook:
         return generation if fresh else None  # expired URL: poll once more for a fresh one
 
     async def record_completed(self, generation: Generation, index: int) -> None:
-        """Record a finished item (and, once saved, its file)."""
-        item = self.journal.find_task(generation.task_id) if self.journal is not None else None
-        await self.note(
+        """Record a finished item (and, once saved, its file). A journal that cannot be written any more does not
+        cost the finished video: the failure is logged and a later run polls the task again."""
+        item = self._find(generation.task_id)
+        await self._note_quietly(
             item,
             **completed_fields(generation),
             path=generation.path or (item.path if item is not None else None),
@@ -213,12 +215,28 @@ class JournalBook:
 
     async def record_failure(self, task: Task, error: HailuoError) -> None:
         """Record a submitted item's failure: final for a failed generation, open for anything else."""
-        item = self.journal.find_task(task.task_id) if self.journal is not None else None
+        item = self._find(task.task_id)
         state = "timed_out" if isinstance(error, GenerationTimeoutError) else "failed"
         if not isinstance(error, (GenerationFailedError, GenerationTimeoutError)):
             state = "submitted"  # the task exists; a later run polls it again
         reason = error.reason if isinstance(error, GenerationFailedError) else str(error)
-        await self.note(item, state=state, error_type=type(error).__name__, error_message=redact(reason))
+        await self._note_quietly(item, state=state, error_type=type(error).__name__, error_message=redact(reason))
+
+    def _find(self, task_id: str) -> JournalItem | None:
+        """The journal's record of ``task_id``; ``None`` without a journal or when it cannot be read (logged)."""
+        try:
+            return self.journal.find_task(task_id) if self.journal is not None else None
+        except JournalError as exc:
+            logger.warning("hailuo_async: the journal could not be read; task %s is not recorded: %s", task_id, exc)
+            return None
+
+    async def _note_quietly(self, item: JournalItem | None, **changes: Any) -> None:
+        """:meth:`note` for records made after the task exists: a journal failure is logged, not raised, so it
+        never turns a finished item into a failed one (nothing is submitted on the strength of these records)."""
+        try:
+            await self.note(item, **changes)
+        except JournalError as exc:
+            logger.warning("hailuo_async: the journal could not record an item: %s", exc)
 
 
 class Batch:

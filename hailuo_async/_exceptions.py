@@ -8,6 +8,8 @@ the transport ever sees an ``aiohttp`` exception, and no exception here ever hol
 
     HailuoError
     ├── InvalidRequestError (ValueError)   bad input, refused before any request (.parameter .value .allowed)
+    │   └── BatchFileError                 a batch file that cannot be read, or with bad lines
+    │                                      (.source .bad_lines .requests)
     ├── APIError                           the provider answered with an error
     │   │                                  (.provider .status_code .code .message .request_id)
     │   ├── AuthenticationError            401/403, MiniMax 1004/2049
@@ -28,16 +30,19 @@ the transport ever sees an ``aiohttp`` exception, and no exception here ever hol
     ├── GenerationFailedError              the provider ran the task and it failed (.task_id .reason .code)
     ├── GenerationTimeoutError (TimeoutError) our deadline passed (.task_id .waited)
     ├── NotSubmittedError                  a batch stopped before this item was sent (cause in __cause__)
-    ├── BatchError                         some items of a batch failed (.results)
-    └── JournalBusyError                   another process has the batch journal open
+    ├── JournalError                       the batch journal cannot be opened, read or written (.path)
+    │   └── JournalBusyError               another process has the batch journal open
+    └── BatchError                         some items of a batch failed (.results)
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ._batchfile import BadLine
     from ._models import Generation, GenerationRequest
 
 __all__ = [
@@ -45,6 +50,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "BatchError",
+    "BatchFileError",
     "ConnectError",
     "ContentPolicyError",
     "DecodeError",
@@ -56,6 +62,7 @@ __all__ = [
     "InsufficientBalanceError",
     "InvalidRequestError",
     "JournalBusyError",
+    "JournalError",
     "NotSubmittedError",
     "RateLimitError",
     "ReadTimeoutError",
@@ -93,6 +100,32 @@ class InvalidRequestError(HailuoError, ValueError):
         self.value = value
         self.allowed = allowed
         self.provider = provider
+
+
+class BatchFileError(InvalidRequestError):
+    """A batch file that cannot be used as it is: it cannot be read, or some of its lines are not valid requests.
+
+    ``bad_lines`` lists every bad line (:class:`BadLine`: its number, the field at fault, the message); ``requests``
+    holds the valid lines' requests in file order, for a caller that runs them anyway. ``parameter`` is
+    ``"source"``, ``value`` the file as named (``"<stdin>"`` for ``-``) and ``allowed`` the message."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        source: str,
+        bad_lines: Sequence[BadLine] = (),
+        requests: Sequence[GenerationRequest] = (),
+        provider: str | None = None,
+    ) -> None:
+        HailuoError.__init__(self, message)  # the file's own message, not "invalid parameter=value: ..."
+        self.parameter = "source"
+        self.value = source
+        self.allowed = message
+        self.provider = provider
+        self.source = source
+        self.bad_lines = list(bad_lines)
+        self.requests = list(requests)
 
 
 class APIError(HailuoError):
@@ -275,5 +308,14 @@ class BatchError(HailuoError):
         return [(i, r) for i, r in enumerate(self.results) if isinstance(r, BaseException)]
 
 
-class JournalBusyError(HailuoError):
+class JournalError(HailuoError):
+    """The batch journal cannot be opened, read or written (``path`` names its file); the cause (``sqlite3.Error``,
+    ``OSError`` or a decoding error) is in ``__cause__``. A journal that failed a write refuses every later one."""
+
+    def __init__(self, message: str, *, path: str | os.PathLike[str] | None = None) -> None:
+        super().__init__(message)
+        self.path = None if path is None else os.fspath(path)
+
+
+class JournalBusyError(JournalError):
     """Another process is running a batch with the same journal; running both could pay twice."""

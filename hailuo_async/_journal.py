@@ -5,11 +5,14 @@ as soon as the provider answers, then the outcome (with what the provider report
 size) and the downloaded path. An item is identified by provider + canonical request + its occurrence number in
 the input, so duplicate prompts stay distinct. Writes run on a worker thread, grouped into one transaction when
 several are waiting (group commit), so the event loop never blocks on the disk. Journals written by older versions
-are read as they are and gain the newer columns when opened for writing.
+are read as they are and gain the newer columns when opened for writing. Whatever SQLite, the file system or the
+decoder raises reaches the caller as :class:`JournalError` naming the file; after a failed write the journal refuses
+every later one, so that what it holds stays what was committed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
@@ -25,7 +28,7 @@ import anyio
 import anyio.to_thread
 import msgspec
 
-from ._exceptions import JournalBusyError
+from ._exceptions import JournalBusyError, JournalError
 from ._models import Generation, GenerationRequest, ProviderFactsMixin
 
 if sys.platform != "win32":
@@ -191,6 +194,14 @@ def _add_missing_columns(db: sqlite3.Connection) -> None:
             db.execute(f"ALTER TABLE items ADD COLUMN {name} {sql_type}")
 
 
+def _problem(exc: BaseException, path: Path, action: str) -> str:
+    """What went wrong, for :class:`JournalError`: a file that is no journal says so; others name the action."""
+    if isinstance(exc, msgspec.DecodeError) or type(exc) is sqlite3.DatabaseError:  # SQLite: "file is not a database"
+        return f"{path} is not a hailuo journal ({exc})"
+    detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return f"cannot {action} the journal {path}: {detail}"
+
+
 def _select_list(db: sqlite3.Connection) -> str:
     """The columns to read, with ``NULL`` standing in for any an older (read-only) file lacks."""
     existing = _existing_columns(db)
@@ -200,7 +211,9 @@ def _select_list(db: sqlite3.Connection) -> str:
 class Journal:
     """An open journal file. Use :meth:`open` (async) or :meth:`open_sync`; close with :meth:`aclose`.
 
-    Every ``record_*`` coroutine returns once its write is committed; concurrent writes share one commit."""
+    :meth:`write` returns once its write is committed; concurrent writes share one commit. Storage and decoding
+    problems raise :class:`JournalError`; once a commit has failed, every later write raises it too (the file keeps
+    what was committed before, nothing newer)."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
@@ -213,6 +226,16 @@ class Journal:
         self._limiter = anyio.CapacityLimiter(1)
         self._lock: IO[bytes] | None = None
         self._select = _COLUMNS
+        self._failed: JournalError | None = None
+        """The failed commit after which nothing more is written."""
+
+    @contextlib.contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        """Raise what SQLite, the file system or the decoder raise as :class:`JournalError` naming this file."""
+        try:
+            yield
+        except (sqlite3.Error, OSError, msgspec.DecodeError) as exc:
+            raise JournalError(_problem(exc, self.path, action), path=self.path) from exc
 
     # -- opening and reading ------------------------------------------------------------------------------
 
@@ -221,17 +244,26 @@ class Journal:
 
         A writable journal is locked for this process (the lock goes when the process does): a second batch on
         the same journal raises :class:`JournalBusyError`. ``readonly`` inspects a journal, even one in use,
-        without creating or locking anything."""
-        if readonly:
-            if not self.path.is_file():
-                raise FileNotFoundError(f"no journal at {self.path}")
-            db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
-        else:
+        without creating or locking anything; a missing file then raises ``FileNotFoundError``, as ``open()``
+        does. A file that cannot be opened or read, or is no journal, raises :class:`JournalError`."""
+        if readonly and not self.path.is_file():
+            raise FileNotFoundError(f"no journal at {self.path}")
+        with self._errors("open"):
+            self._open(readonly)
+        self._by_task = {item.task_id: item.item_id for item in self._items.values() if item.task_id}
+        return self
+
+    def _open(self, readonly: bool) -> None:
+        if not readonly:
             if self.path.parent and not self.path.parent.exists():
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             self._lock_file()
-            db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        db: sqlite3.Connection | None = None
         try:
+            if readonly:
+                db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
+            else:
+                db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             db.execute("PRAGMA busy_timeout=5000")
             if not readonly:
                 db.execute("PRAGMA journal_mode=WAL")
@@ -242,12 +274,11 @@ class Journal:
             self._db = db
             self._items = {item.item_id: item for item in self._read_all()}
         except BaseException:
-            db.close()
+            if db is not None:
+                db.close()
             self._db = None
-            self._unlock_file()
+            self._unlock_file()  # also when connecting failed: the lock must not outlive a failed open
             raise
-        self._by_task = {item.task_id: item.item_id for item in self._items.values() if item.task_id}
-        return self
 
     def _lock_file(self) -> None:
         if sys.platform == "win32":  # pragma: no cover - no advisory lock there
@@ -259,7 +290,8 @@ class Journal:
             handle.close()
             raise JournalBusyError(
                 f"another process is running a batch with the journal {self.path}; wait for it to finish "
-                "(running both at once could submit the same items twice)"
+                "(running both at once could submit the same items twice)",
+                path=self.path,
             ) from None
         self._lock = handle
 
@@ -322,39 +354,57 @@ class Journal:
         )
 
     async def write(self, item: JournalItem) -> None:
-        """Record ``item`` (replacing its previous record) and wait until it is committed."""
+        """Record ``item`` (replacing its previous record) and wait until it is committed.
+
+        Raises :class:`JournalError` when the commit fails, or failed earlier: a write that raises is not in the
+        file, and nothing written after it will be (an item keeps its last committed state)."""
+        self._check_writable()
         self._pending.append(self._apply(item))
         async with self._flush_lock:
+            self._check_writable()  # an earlier flush carrying our write may have failed
             if not self._pending:
                 return  # an earlier flush carried our write
             batch, self._pending = self._pending, []
             await anyio.to_thread.run_sync(self._commit, batch, limiter=self._limiter)
 
+    def _check_writable(self) -> None:
+        if self._failed is not None:
+            raise JournalError(
+                f"the journal {self.path} failed a write earlier; nothing more is recorded ({self._failed})",
+                path=self.path,
+            ) from self._failed
+
     def _commit(self, batch: list[tuple[str, tuple[Any, ...]]]) -> None:
         db = self._db
         if db is None:
             raise RuntimeError("journal is closed")
-        with self._thread_lock:
-            db.execute("BEGIN")
-            try:
-                for sql, params in batch:
-                    db.execute(sql, params)
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+        try:
+            with self._errors("write"), self._thread_lock:
+                db.execute("BEGIN")
+                try:
+                    for sql, params in batch:
+                        db.execute(sql, params)
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
+        except JournalError as exc:
+            self._failed = exc
+            raise
 
     def close_sync(self) -> None:
-        """Commit what is pending and close; blocking."""
+        """Commit what is pending (unless a write failed) and close; blocking."""
         if self._db is None:
             return
-        if self._pending:
-            batch, self._pending = self._pending, []
-            self._commit(batch)
-        with self._thread_lock:
-            self._db.close()
-        self._db = None
-        self._unlock_file()
+        try:
+            if self._pending and self._failed is None:
+                batch, self._pending = self._pending, []
+                self._commit(batch)
+        finally:
+            with self._errors("close"), self._thread_lock:
+                self._db.close()
+            self._db = None
+            self._unlock_file()
 
     async def aclose(self) -> None:
         """Commit what is pending and close the file."""

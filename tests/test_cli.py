@@ -1,6 +1,6 @@
 """The ``hailuo`` command end to end: ``python -m hailuo_async ...`` subprocesses against a simulator subprocess.
 
-Usage errors (bad files, missing key, bad options) run ``hailuo_async._cli.main(argv)`` in process: they never
+Usage errors (bad files, missing key, bad options) run ``hailuo_async.cli.main(argv)`` in process: they never
 reach the network. Everything else goes through the real entry point, including Ctrl-C and ``kill -9`` in the
 middle of a batch followed by a resume that must not pay for anything twice.
 """
@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from hailuo_async import _demo
-from hailuo_async._cli import build_parser, main
+from hailuo_async.cli import _demo, main
+from hailuo_async.cli._parser import build_parser
 
 from .cliharness import SimServer, command, env, hailuo, json_lines, run, simulator, started, wait_for
 from .conftest import SECRET
@@ -213,6 +213,12 @@ def test_more_bad_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     (tmp_path / "b.weird").write_text("a\n")
     assert main(["batch", str(tmp_path / "b.weird"), "--api-key", "x"]) == 2
     assert "--format" in capsys.readouterr().err
+    (tmp_path / "bad.jsonl").write_text('{"prompt": 3}\n')  # --skip-invalid with no valid line: nothing to run
+    assert main(["batch", str(tmp_path / "bad.jsonl"), "--skip-invalid", "--api-key", "x"]) == 2
+    err = capsys.readouterr().err
+    assert "1 bad line(s) in" in err
+    assert "nothing was submitted" in err
+    assert "(--skip-invalid runs" not in err
 
 
 def test_skip_invalid_runs_the_valid_lines_and_lists_the_others(
@@ -619,7 +625,7 @@ def test_live_progress_on_a_terminal(server: SimServer, tmp_path: Path, tag: str
 
 def test_a_terminal_without_rich_gets_plain_lines(server: SimServer, tmp_path: Path, tag: str) -> None:
     (tmp_path / "p.txt").write_text(f"{tag} plain one\n")
-    script = "import sys; sys.modules['rich'] = None; from hailuo_async._cli import main; sys.exit(main())"
+    script = "import sys; sys.modules['rich'] = None; from hailuo_async.cli import main; sys.exit(main())"
     argv = [sys.executable, "-W", "error", "-c", script, "batch", "p.txt", "--out", "o", *against(server)]
     code, output = _run_on_a_terminal(argv, tmp_path)
     assert code == 0, output

@@ -12,7 +12,7 @@ import re
 import pytest
 from rich.console import Console
 
-from hailuo_async._cli import RichDisplay, Tracker
+from hailuo_async.cli._progress import RichDisplay, Tracker
 
 
 def tracker_of(total: int) -> Tracker:

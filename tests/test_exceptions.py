@@ -14,11 +14,13 @@ from pathlib import Path
 import pytest
 
 from hailuo_async import _exceptions
+from hailuo_async._batchfile import BadLine
 from hailuo_async._exceptions import (
     APIError,
     AuthenticationError,
     BadRequestError,
     BatchError,
+    BatchFileError,
     ConnectError,
     ContentPolicyError,
     DecodeError,
@@ -29,6 +31,8 @@ from hailuo_async._exceptions import (
     IdempotencyInProgressError,
     InsufficientBalanceError,
     InvalidRequestError,
+    JournalBusyError,
+    JournalError,
     NotSubmittedError,
     RateLimitError,
     ReadTimeoutError,
@@ -96,7 +100,15 @@ def sample_errors() -> list[HailuoError]:
         failed,
         GenerationTimeoutError(provider="minimax", task_id="176843862716480", waited=600.25),
         NotSubmittedError("batch stopped"),
-        _exceptions.JournalBusyError("another process holds the journal"),
+        JournalError("cannot write the journal j.sqlite: disk I/O error", path="j.sqlite"),
+        JournalBusyError("another process holds the journal"),
+        BatchFileError(
+            "1 bad line(s) in p.jsonl:\n  line 2, field 'duration': invalid duration=7",
+            source="p.jsonl",
+            bad_lines=[BadLine(line=2, field="duration", message="invalid duration=7")],
+            requests=[REQUEST],
+            provider="apimart",
+        ),
         BatchError([GENERATION, failed, limited]),
         HailuoError("base"),
     ]
@@ -223,6 +235,27 @@ def test_generation_timeout_error() -> None:
     assert (error.provider, error.task_id, error.waited) == ("minimax", "17684", 600.25)
     assert isinstance(error, TimeoutError)
     assert str(error) == "minimax task 17684 still not finished after 600.2s"
+
+
+def test_batch_file_error_is_an_invalid_request_error_about_the_source() -> None:
+    bad = BadLine(line=3, field="duration", message="invalid duration='ten': a whole number of seconds")
+    error = BatchFileError("1 bad line(s) in p.jsonl: ...", source="p.jsonl", bad_lines=[bad], requests=[REQUEST])
+    assert isinstance(error, InvalidRequestError)
+    assert (error.parameter, error.value, error.source, error.provider) == ("source", "p.jsonl", "p.jsonl", None)
+    assert error.allowed == str(error) == "1 bad line(s) in p.jsonl: ..."
+    assert (error.bad_lines, error.requests) == ([bad], [REQUEST])
+    assert str(bad) == "line 3, field 'duration': invalid duration='ten': a whole number of seconds"
+    assert str(BadLine(line=1, field=None, message="not valid JSON")) == "line 1: not valid JSON"
+    unreadable = BatchFileError("no such file: p.txt", source="p.txt")
+    assert (unreadable.bad_lines, unreadable.requests) == ([], [])
+
+
+def test_journal_errors() -> None:
+    error = JournalError("cannot open the journal j.sqlite: disk I/O error", path=Path("out") / "j.sqlite")
+    assert error.path == str(Path("out") / "j.sqlite")
+    assert JournalError("x").path is None
+    assert issubclass(JournalBusyError, JournalError)
+    assert JournalBusyError("busy", path="j.sqlite").path == "j.sqlite"
 
 
 def test_not_submitted_error_keeps_cause() -> None:

@@ -1,15 +1,16 @@
-"""Fuzzing the batch-file parsers: whatever the text, the CLI answers with its parsed lines or one UsageError."""
+"""Fuzzing the batch-file parsers: whatever the text, load_requests answers with requests or one BatchFileError."""
 
 from __future__ import annotations
 
 import io
 import json
+from typing import Literal
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hailuo_async._cli import BatchFile, UsageError, read_batch
+from hailuo_async import BatchFileError, GenerationRequest, load_requests
 from hailuo_async.providers import PROVIDERS
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -33,12 +34,13 @@ csv_text = st.lists(
 ).map(lambda rows: "\n".join(",".join(cells) for cells in rows))
 
 
-def parse(text: str, fmt: str, provider: str, *, skip_invalid: bool = False) -> BatchFile | UsageError:
+Format = Literal["txt", "jsonl", "csv"]
+
+
+def parse(text: str, fmt: Format, provider: str) -> list[GenerationRequest] | BatchFileError:
     try:
-        return read_batch(
-            "-", fmt=fmt, provider=PROVIDERS[provider], defaults={}, stdin=io.StringIO(text), skip_invalid=skip_invalid
-        )
-    except UsageError as error:
+        return load_requests("-", format=fmt, provider=provider, stdin=io.StringIO(text))
+    except BatchFileError as error:
         return error
 
 
@@ -47,28 +49,28 @@ def parse(text: str, fmt: str, provider: str, *, skip_invalid: bool = False) -> 
     text=st.one_of(st.text(max_size=300), json_lines, csv_text),
     fmt=st.sampled_from(["txt", "jsonl", "csv"]),
     provider=st.sampled_from(sorted(PROVIDERS)),
-    skip_invalid=st.booleans(),
 )
-def test_batch_parsers_answer_lines_or_one_usage_error(text: str, fmt: str, provider: str, skip_invalid: bool) -> None:
-    result = parse(text, fmt, provider, skip_invalid=skip_invalid)
-    if isinstance(result, UsageError):
-        assert str(result)
-        assert "Expected `" not in str(result)  # msgspec's wording is always rephrased
+def test_batch_parsers_answer_requests_or_one_batch_file_error(text: str, fmt: Format, provider: str) -> None:
+    result = parse(text, fmt, provider)
+    requests = result.requests if isinstance(result, BatchFileError) else result
+    for request in requests:
+        PROVIDERS[provider].validate(request)  # every accepted line is valid for the provider
+    if not isinstance(result, BatchFileError):
         return
-    assert result.lines
-    for line in result.lines:
-        assert line.line >= 1
-        PROVIDERS[provider].validate(line.request)  # every accepted line is valid for the provider
-    if not skip_invalid:
-        assert result.skipped == []
-    for entry in result.skipped:
-        assert entry.startswith("line ")
-        assert "Expected `" not in entry
+    assert str(result)
+    assert "Expected `" not in str(result)  # msgspec's wording is always rephrased
+    assert result.source == "<stdin>"
+    assert result.provider == provider
+    assert result.bad_lines
+    for bad in result.bad_lines:
+        assert bad.line >= 1
+        assert str(bad).startswith(f"line {bad.line}")
+        assert "Expected `" not in bad.message
 
 
 def test_a_bad_line_is_reported_with_its_number() -> None:
     result = parse('{"prompt": "fine"}\n{"prompt": "x", "duration": 7}\n', "jsonl", "toapis")
-    assert isinstance(result, UsageError)
+    assert isinstance(result, BatchFileError)
     assert "line 2" in str(result)
     assert "duration" in str(result)
 
@@ -87,17 +89,22 @@ def test_a_bad_line_is_reported_with_its_number() -> None:
 )
 def test_a_value_of_the_wrong_type_is_reported_in_the_library_s_words(line: str, field: str, expected: str) -> None:
     result = parse('{"prompt": "a first line"}\n' + line + "\n", "jsonl", "apimart")
-    assert isinstance(result, UsageError)
+    assert isinstance(result, BatchFileError)
     assert f"line 2, field {field!r}: {expected}" in str(result)
     assert "Expected" not in str(result)
+    (bad,) = result.bad_lines
+    assert (bad.line, bad.field) == (2, field)
 
 
-def test_skip_invalid_keeps_the_valid_lines_and_names_the_others() -> None:
+def test_the_error_keeps_the_valid_lines_and_names_the_others() -> None:
     text = '{"prompt": "one"}\n{"prompt": "two", "duration": 7}\n\n{"prompt": "three"}\n{"prompt": 3}\n'
-    result = parse(text, "jsonl", "apimart", skip_invalid=True)
-    assert isinstance(result, BatchFile)
-    assert [line.line for line in result.lines] == [1, 4]
-    assert [entry.split(":")[0] for entry in result.skipped] == ["line 2, field 'duration'", "line 5, field 'prompt'"]
-    everything_bad = parse('{"prompt": 3}\n', "jsonl", "apimart", skip_invalid=True)
-    assert isinstance(everything_bad, UsageError)
-    assert "nothing was submitted" in str(everything_bad)
+    result = parse(text, "jsonl", "apimart")
+    assert isinstance(result, BatchFileError)
+    assert [r.prompt for r in result.requests] == ["one", "three"]
+    assert [str(bad).split(":")[0] for bad in result.bad_lines] == [
+        "line 2, field 'duration'",
+        "line 5, field 'prompt'",
+    ]
+    everything_bad = parse('{"prompt": 3}\n', "jsonl", "apimart")
+    assert isinstance(everything_bad, BatchFileError)
+    assert everything_bad.requests == []

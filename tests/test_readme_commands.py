@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from hailuo_async._demo import MANIFEST
+from hailuo_async.cli._demo import MANIFEST
 
 from .cliharness import REPO, SimServer, env, simulator
 

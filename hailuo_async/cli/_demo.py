@@ -2,7 +2,7 @@
 
 The demo needs no account and no network: it starts the built-in simulator (:mod:`hailuo_async.simulator`) in
 process, with generation times of one to six seconds instead of minutes. The running itself (progress, downloads,
-summary) is the ordinary batch machinery of :mod:`hailuo_async._cli`; this module holds the content, and the list
+summary) is the ordinary batch machinery of :mod:`hailuo_async.cli`; this module holds the content, and the list
 of files a run wrote (:data:`MANIFEST`) so that the next run starts from a clean folder without touching anything
 else in it.
 """
@@ -18,8 +18,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from ._models import GenerationRequest
-from .simulator import GenerationTimes, SimulatorConfig
+from .._models import GenerationRequest
+from ..simulator import GenerationTimes, SimulatorConfig
 
 __all__ = [
     "DEMO_PROMPTS",
