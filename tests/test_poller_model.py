@@ -11,8 +11,11 @@ import pytest
 
 from hailuo_async import FakeClock, GenerationRequest, HttpRequest, HttpResponse, MockTransport, PollPolicy, Task
 from hailuo_async._config import RetryPolicy
+from hailuo_async._forecast import BatchModel as _Model
+from hailuo_async._forecast import Sample as _Sample
+from hailuo_async._forecast import estimate as _estimate
 from hailuo_async._pacer import RequestPacer, _Tally
-from hailuo_async._poller import Poller, _estimate, _Model, _Sample
+from hailuo_async._poller import Poller
 from hailuo_async._sender import PacedSender
 from hailuo_async.providers import get_provider
 
