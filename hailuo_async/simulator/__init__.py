@@ -13,7 +13,8 @@ Test your own code against it: it is a real ``aiohttp.web`` server, written from
         sim.stats(); sim.tasks; sim.update_config(faults=Faults())
 
 Or from a shell: ``python -m hailuo_async.simulator [--port N] [--cdn-port N] [--config JSON|FILE] [--drift ...]
-[--submit-delay S]`` prints one JSON line with the base URLs and serves until SIGINT/SIGTERM.
+[--submit-delay S] [--progress SHAPE] [--queue-fraction SHARE|LOW,HIGH]`` prints one JSON line with the base URLs
+and serves until SIGINT/SIGTERM.
 
 **Models.** ``MiniMax-Hailuo-02`` (512P/768P/1080P; first and last frame), ``MiniMax-Hailuo-2.3`` (768P/1080P;
 text or image-to-video) and ``MiniMax-Hailuo-2.3-Fast`` (as 2.3, image-to-video only), each validated in the
@@ -38,20 +39,29 @@ provider's own words: apimart durations 5 | 10 for Hailuo-02, otherwise 6 | 10; 
   toapis ``error.code`` ``generation_failed``; MiniMax ``status`` ``Fail`` with ``base_resp`` 1027
   ``output new_sensitive``);
 - ``{{sim:time=2.5}}``: the task takes exactly 2.5 s from submit to completion;
-- ``{{sim:hang}}``: the task never finishes (running, progress stops at 99);
+- ``{{sim:hang}}``: the task never finishes (running; progress stops at the shape's last value, 99 for ``linear``);
 - ``{{sim:reject}}``: the submit itself is refused as sensitive input (apimart 400 ``content_policy_violation``,
   toapis 422 ``content_policy_violation``, MiniMax ``base_resp`` 1026).
 
-**Lifecycle.** queued (``queue_fraction`` of the generation time) → running (progress 0 → 99, linear) → completed
-or failed. Words per provider: apimart ``pending``/``processing``/``completed``/``failed``; toapis
-``queued``/``in_progress``/``completed``/``failed``; MiniMax ``Preparing``/``Queueing``/``Processing``/``Success``/
-``Fail`` (in progress with ``"file_id": ""`` and a 0 x 0 size). With ``drift`` on, about half of the tasks (a seeded
-per-task draw) answer in the documented drift shapes, all of them (``drift=True``) or those named in
-:data:`DRIFT_SHAPES` (e.g. ``drift=frozenset({"apimart_url_string"})``).
+**Lifecycle** (:mod:`._lifecycle`). Each task draws its total time from ``generation`` (:class:`GenerationTimes`:
+log-normal with a long tail, uniform or fixed) and its queued share from ``queue_fraction`` (one number or a
+``(low, high)`` range), both seeded. It is queued (progress 0) for that share → running, reporting progress in the
+``progress`` shape (:class:`Progress`: ``linear`` 0 → 99 by default, ``none``, ``steps``, ``concave``, ``convex``,
+``stall``) → completed (100) or failed. Words per provider: apimart ``pending``/``processing``/``completed``/
+``failed``; toapis ``queued``/``in_progress``/``completed``/``failed``; MiniMax ``Preparing``/``Queueing``/
+``Processing``/``Success``/``Fail`` (in progress with ``"file_id": ""`` and a 0 x 0 size, and no progress at all).
+With ``drift`` on, about half of the tasks (a seeded per-task draw) answer in the documented drift shapes, all of
+them (``drift=True``) or those named in :data:`DRIFT_SHAPES` (e.g. ``drift=frozenset({"apimart_url_string"})``).
 
 **Video URLs** point at the CDN port, are signed (``?exp=&sig=``) and answer 403 once expired: after each provider's
 documented lifetime (apimart 72 h, toapis 24 h, MiniMax 9 h) unless ``url_ttl`` says otherwise. Every status poll of
 a completed task returns a freshly signed URL. Uploaded images expire the same way (``upload_ttl``).
+
+**Rate limits** (:mod:`._limits`). ``rate_limit=RateLimit(kind=..., rate=...)`` limits each (provider, API key) on
+every API route but uploads: a token bucket (``burst``), a fixed window or a sliding window (``window`` seconds,
+``rate * window`` requests each). A limited request gets apimart's or toapis' 429 or MiniMax's ``base_resp`` 1002,
+with a ``Retry-After`` that tells the true wait (whole seconds, or milliseconds with ``retry_after="exact"``), and
+is counted in ``rate_limited``.
 
 **Stats** (``sim.stats()`` or ``GET /_sim/stats``): route keys in ``requests_by_route`` are ``apimart.submit``,
 ``apimart.status``, ``apimart.upload``, ``apimart.models``, ``apimart.model_docs``, ``apimart.model_schema``,
@@ -62,7 +72,7 @@ Other control endpoints on the API port: ``POST /_sim/reset``, ``GET /_sim/tasks
 ``POST /_sim/config`` (a JSON object merged into the current config).
 """
 
-from ._config import DRIFT_SHAPES, Faults, GenerationTimes, RateLimit, SimulatorConfig
+from ._config import DRIFT_SHAPES, Faults, GenerationTimes, Progress, RateLimit, SimulatorConfig
 from ._server import Simulator, SimulatorUrls
 from ._state import SimTask, SimulatorStats
 
@@ -70,6 +80,7 @@ __all__ = [
     "DRIFT_SHAPES",
     "Faults",
     "GenerationTimes",
+    "Progress",
     "RateLimit",
     "SimTask",
     "Simulator",

@@ -1,5 +1,5 @@
 """Command line: ``python -m hailuo_async.simulator [--host H] [--port N] [--cdn-port N] [--config JSON|FILE]
-[--drift all|none|NAME,...] [--submit-delay SECONDS]``.
+[--drift all|none|NAME,...] [--submit-delay SECONDS] [--progress SHAPE] [--queue-fraction SHARE|LOW,HIGH]``.
 
 Prints exactly one JSON line with the base URLs once both ports are bound, then serves until SIGINT or SIGTERM and
 exits 0. :func:`build_arg_parser` and :func:`run_from_args` let another CLI (``hailuo simulate``) reuse this.
@@ -14,10 +14,11 @@ import math
 import signal
 import sys
 from pathlib import Path
+from typing import get_args
 
 import msgspec
 
-from ._config import DRIFT_SHAPES, DriftShape, SimulatorConfig
+from ._config import DRIFT_SHAPES, DriftShape, ProgressShape, SimulatorConfig
 from ._server import Simulator
 
 __all__ = ["build_arg_parser", "config_from_args", "main", "run_from_args"]
@@ -44,6 +45,17 @@ def _seconds(text: str) -> float:
     if not (value >= 0 and math.isfinite(value)):
         raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {text!r}")
     return value
+
+
+def _queue_fraction(text: str) -> float | tuple[float, float]:
+    """``SHARE`` or ``LOW,HIGH``, each within [0, 1]."""
+    try:
+        values = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) not in (1, 2) or not all(0.0 <= value <= 1.0 for value in values) or values[0] > values[-1]:
+        raise argparse.ArgumentTypeError(f"expected SHARE or LOW,HIGH within [0, 1], got {text!r}")
+    return values[0] if len(values) == 1 else (values[0], values[1])
 
 
 def build_arg_parser(parser: argparse.ArgumentParser) -> None:
@@ -73,6 +85,23 @@ def build_arg_parser(parser: argparse.ArgumentParser) -> None:
         help="time a submit takes to be processed; meanwhile apimart answers a resend with the same "
         "Idempotency-Key 409 idempotency_in_progress (overrides the config's)",
     )
+    parser.add_argument(
+        "--progress",
+        choices=get_args(ProgressShape),
+        default=None,
+        metavar="SHAPE",
+        help="what progress running tasks report: linear (default), none (0 until done, like MiniMax), steps "
+        "(0, then 50), concave (fast first), convex (slow first), stall (95 early, then stalls); overrides the "
+        "config's progress.shape and keeps its other progress settings",
+    )
+    parser.add_argument(
+        "--queue-fraction",
+        type=_queue_fraction,
+        default=None,
+        metavar="SHARE|LOW,HIGH",
+        help="share of each task's time spent queued, or a range each task draws its share from, e.g. 0,0.7 "
+        "(default 0.15, or the config's)",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
@@ -84,8 +113,11 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         config = SimulatorConfig.from_json(source)
     else:
         config = SimulatorConfig.from_file(Path(source))
-    options = ("host", "port", "cdn_port", "drift", "submit_delay")
+    options = ("host", "port", "cdn_port", "drift", "submit_delay", "queue_fraction")
     overrides = {name: value for name in options if (value := getattr(args, name, None)) is not None}
+    shape: ProgressShape | None = getattr(args, "progress", None)
+    if shape is not None:
+        overrides["progress"] = msgspec.structs.replace(config.progress, shape=shape)
     return msgspec.structs.replace(config, **overrides) if overrides else config
 
 

@@ -1,7 +1,7 @@
 """The API app: the three providers on one port under ``/apimart``, ``/toapis`` and ``/minimax``, plus ``/_sim``.
 
 Every provider route runs the same pipeline: count the request → (submit: read and count the body) → faults
-(latency, drop, 5xx, malformed) → authentication → rate limit → the route's own work. The dialects in
+(latency, drop, 5xx, malformed) → authentication → rate limit (:mod:`._limits`) → the route's own work. The dialects in
 :mod:`._providers` supply the wording. A path or method no route serves under a provider's prefix gets that
 provider's JSON error envelope (404 / 405; MiniMax ``base_resp``), counted as ``<provider>.unknown``.
 """
@@ -21,6 +21,7 @@ from aiohttp.typedefs import Handler
 
 from ._cdn import sign_video_url
 from ._config import DriftShape, SimulatorConfig
+from ._limits import retry_after
 from ._providers import APIMART_RESPONSE_VERSION, MODELS, Apimart, Dialect, ErrorKind, Minimax, ModelSpec, Toapis
 from ._state import Counters, LiveTask, SimState, parse_markers
 
@@ -206,11 +207,13 @@ class _Api:
             self.state.seen_keys.add(api_key)
         if config.keys is not None and api_key not in config.keys:
             return self.error(dialect, "invalid_key")
-        if config.rate_limit is not None and kind != "upload":
-            wait = self.state.buckets.take(dialect.name, api_key, config.rate_limit)
-            if wait:
+        limit = config.rate_limit
+        if limit is not None and kind != "upload":
+            wait = self.state.limiters.take(dialect.name, api_key, limit)
+            if wait is not None:
                 self.state.counters.rate_limited += 1
-                return self.error(dialect, "rate_limited", headers={"Retry-After": str(wait)})
+                headers = {"Retry-After": retry_after(wait, limit.retry_after)}
+                return self.error(dialect, "rate_limited", headers=headers)
         return await handler(request, _Ctx(api_key, body), dialect)
 
     # -- provider routes ---------------------------------------------------------------------------------------

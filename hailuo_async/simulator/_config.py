@@ -3,8 +3,8 @@
 Every field has a default, so ``SimulatorConfig()`` is a fault-free simulator whose tasks finish in about three
 seconds, queue for 15 % of that time, then report progress growing in a straight line, with no rate limit. The
 structs here only describe behaviour: :mod:`._lifecycle` plays a task's life (duration, queueing, progress) and
-:mod:`._limits` the rate limiters. Configs are immutable; a running :class:`~hailuo_async.simulator.Simulator` switches to a new one with
-``update_config(**changes)`` or ``configure(config)``.
+:mod:`._limits` the rate limiters. Configs are immutable; a running :class:`~hailuo_async.simulator.Simulator`
+switches to a new one with ``update_config(**changes)`` or ``configure(config)``.
 """
 
 from __future__ import annotations
@@ -86,13 +86,9 @@ def _check_positive(name: str, value: float) -> None:
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
 
 
-def bounds(value: float | tuple[float, float]) -> tuple[float, float]:
-    """``(low, high)`` of a field that is either one number or a ``(low, high)`` range."""
-    return value if isinstance(value, tuple) else (value, value)
-
-
 def _check_range(name: str, value: float | tuple[float, float], check: Callable[[str, float], None]) -> None:
-    low, high = bounds(value)
+    """Check a field that is either one number or a ``(low, high)`` range."""
+    low, high = value if isinstance(value, tuple) else (value, value)
     check(name, low)
     check(name, high)
     if low > high:
@@ -133,7 +129,6 @@ class GenerationTimes(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
 
 
 ProgressShape = Literal["linear", "none", "steps", "concave", "convex", "stall"]
-PROGRESS_SHAPES: tuple[ProgressShape, ...] = ("linear", "none", "steps", "concave", "convex", "stall")
 
 
 class Progress(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -163,7 +158,7 @@ class Progress(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     def __post_init__(self) -> None:
         if not self.steps or any(not 0 < level < 100 for level in self.steps):
             raise ValueError(f"progress.steps must be levels between 1 and 99, got {self.steps!r}")
-        if any(later <= earlier for earlier, later in zip(self.steps, self.steps[1:])):
+        if any(later <= earlier for earlier, later in zip(self.steps, self.steps[1:], strict=False)):
             raise ValueError(f"progress.steps must increase, got {self.steps!r}")
         if not (self.power > 1.0 and math.isfinite(self.power)):
             raise ValueError(f"progress.power must be a finite number > 1, got {self.power!r}")
@@ -206,8 +201,7 @@ class RateLimit(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     retry_after: RetryAfterStyle = "seconds"
 
     def __post_init__(self) -> None:
-        if not (self.rate > 0 and math.isfinite(self.rate)):
-            raise ValueError(f"rate_limit.rate must be > 0, got {self.rate!r}")
+        _check_positive("rate_limit.rate", self.rate)
         if not (self.burst >= 1 and math.isfinite(self.burst)):
             raise ValueError(f"rate_limit.burst must be >= 1, got {self.burst!r}")
         _check_positive("rate_limit.window", self.window)
@@ -254,11 +248,13 @@ class SimulatorConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     """Everything the simulator does, as one immutable, JSON-loadable value.
 
     - ``host``, ``port``, ``cdn_port``: where to bind (ports 0 pick free ones). Read at start only.
-    - ``seed``: seeds every random draw (generation times, failures, drift, faults) for reproducible runs.
+    - ``seed``: seeds every random draw (generation times, queued shares, failures, drift, faults) for
+      reproducible runs.
     - ``generation``: the distribution of a task's total time (:class:`GenerationTimes`).
     - ``queue_fraction``: the share of a task's total time spent queued (status queued, progress 0): one number
       for every task, or a ``(low, high)`` range each task draws its share from (seeded), e.g. ``(0.0, 0.7)``.
-    - ``progress``: what progress the status answers report while a task runs (:class:`Progress`).
+    - ``progress``: what progress the status answers report while a task runs (:class:`Progress`). The time, the
+      queued share and the shape are fixed per task when it is created.
     - ``estimated_time_error``: relative noise of apimart's ``estimated_time`` (whole seconds, >= 1).
     - ``url_ttl``: seconds a signed video URL stays valid (each status poll signs a fresh one); None: each provider's
       documented lifetime (:data:`APIMART_URL_TTL` 72 h, :data:`TOAPIS_URL_TTL` 24 h, :data:`MINIMAX_URL_TTL` 9 h).

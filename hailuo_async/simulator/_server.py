@@ -120,7 +120,7 @@ class Simulator:
         return self._state.counters.snapshot()
 
     def reset_stats(self) -> None:
-        """Zero the counters. Tasks, credit use, idempotency keys and rate-limit buckets are kept."""
+        """Zero the counters. Tasks, credit use, idempotency keys and rate limiters' state are kept."""
         self._state.counters = Counters()
 
     @property

@@ -1,7 +1,8 @@
-"""Simulator state: the task store and task lifecycle, prompt markers, token buckets and counters.
+"""Simulator state: the task store and tasks, prompt markers, the rate limiters' home and counters.
 
 Nothing here does I/O. Time comes from an injectable monotonic clock; :class:`Timebase` turns it into the unix
-timestamps the providers put in their bodies.
+timestamps the providers put in their bodies. How a task's life unfolds (durations, queueing, progress shapes) is
+in :mod:`._lifecycle`; the rate limiters are in :mod:`._limits`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from typing import Any, Literal
 
 import msgspec
 
-from ._config import GenerationTimes, RateLimit, SimulatorConfig
+from ._config import Progress, SimulatorConfig
+from ._lifecycle import draw_generation_time, draw_queue_fraction, running_progress
+from ._limits import RateLimiters
 
 __all__ = [
     "Counters",
@@ -31,7 +34,6 @@ __all__ = [
     "TaskPhase",
     "TaskStore",
     "Timebase",
-    "TokenBuckets",
     "parse_markers",
 ]
 
@@ -93,6 +95,7 @@ class SimTask(msgspec.Struct, frozen=True, kw_only=True):
     created_at: float
     ready_at: float | None  # None for a task that hangs
     generation_time: float
+    queue_time: float  # seconds of generation_time spent queued
     outcome: Outcome
     state: TaskPhase
     file_id: int | None = None  # MiniMax only
@@ -163,16 +166,6 @@ class Timebase:
         return mono + self.offset
 
 
-def draw_generation_time(times: GenerationTimes, rng: random.Random) -> float:
-    if times.kind == "fixed":
-        value = times.median
-    elif times.kind == "uniform":
-        value = rng.uniform(times.low, times.high)
-    else:
-        value = times.median * math.exp(rng.gauss(0.0, times.sigma))
-    return min(max(value, times.min), times.max)
-
-
 class LiveTask:
     """One simulated task; the lifecycle is a pure function of the clock."""
 
@@ -188,6 +181,7 @@ class LiveTask:
         "idempotency_key",
         "model",
         "outcome",
+        "progress",
         "prompt",
         "provider",
         "queue_time",
@@ -212,6 +206,7 @@ class LiveTask:
         created_wall: float,
         gen_time: float,
         queue_time: float,
+        progress: Progress,
         outcome: Outcome,
         estimated_time: int,
         resolution: str,
@@ -231,6 +226,7 @@ class LiveTask:
         self.created_wall = created_wall
         self.gen_time = gen_time
         self.queue_time = queue_time
+        self.progress = progress
         self.outcome = outcome
         self.estimated_time = estimated_time
         self.resolution = resolution
@@ -247,9 +243,8 @@ class LiveTask:
         if elapsed >= self.gen_time and self.outcome != "hang":
             return ("completed", 100) if self.outcome == "success" else ("failed", 0)
         run_time = self.gen_time - self.queue_time
-        if run_time <= 0:
-            return "running", 99
-        return "running", min(99, int(99 * (elapsed - self.queue_time) / run_time))
+        share = (elapsed - self.queue_time) / run_time if run_time > 0 else 1.0
+        return "running", running_progress(self.progress, share)
 
     def snapshot(self, timebase: Timebase) -> SimTask:
         return SimTask(
@@ -264,6 +259,7 @@ class LiveTask:
             created_at=self.created_wall,
             ready_at=None if self.outcome == "hang" else self.created_wall + self.gen_time,
             generation_time=self.gen_time,
+            queue_time=self.queue_time,
             outcome=self.outcome,
             state=self.state(timebase.now())[0],
             file_id=self.file_id,
@@ -332,6 +328,8 @@ class TaskStore:
         else:
             outcome = "success"
         noisy = gen_time * (1.0 + rng.gauss(0.0, config.estimated_time_error))
+        alt = rng.random() < 0.5
+        queue_fraction = draw_queue_fraction(config.queue_fraction, rng)  # last: earlier draws stay put
         now = self.timebase.now()
         task = LiveTask(
             provider=provider,
@@ -345,13 +343,14 @@ class TaskStore:
             created=now,
             created_wall=self.timebase.wall(now),
             gen_time=gen_time,
-            queue_time=gen_time * config.queue_fraction,
+            queue_time=gen_time * queue_fraction,
+            progress=config.progress,
             outcome=outcome,
             estimated_time=max(1, math.ceil(noisy)),
             resolution=resolution,
             file_id=self._new_file_id() if provider == "minimax" else None,
             video_bytes=config.video_bytes,
-            alt=rng.random() < 0.5,
+            alt=alt,
         )
         self.tasks[task.task_id] = task
         if task.file_id is not None:
@@ -383,28 +382,6 @@ class TaskStore:
                 return file_id
 
 
-class TokenBuckets:
-    """One token bucket per (provider, API key)."""
-
-    def __init__(self, clock: Callable[[], float]) -> None:
-        self._clock = clock
-        self._buckets: dict[tuple[str, str], list[float]] = {}
-
-    def take(self, provider: str, api_key: str, limit: RateLimit) -> int:
-        """Take one token; return 0 if allowed, else the whole seconds (>= 1) until a token is available."""
-        now = self._clock()
-        bucket = self._buckets.get((provider, api_key))
-        if bucket is None:
-            bucket = self._buckets[(provider, api_key)] = [limit.burst, now]
-        tokens = min(limit.burst, bucket[0] + (now - bucket[1]) * limit.rate)
-        bucket[1] = now
-        if tokens >= 1.0:
-            bucket[0] = tokens - 1.0
-            return 0
-        bucket[0] = tokens
-        return max(1, math.ceil((1.0 - tokens) / limit.rate))
-
-
 class SimState:
     """Everything the API app and the CDN app share; owned by :class:`~hailuo_async.simulator.Simulator`."""
 
@@ -412,7 +389,7 @@ class SimState:
         self.config = config
         self.timebase = Timebase(clock)
         self.store = TaskStore(config.seed, self.timebase)
-        self.buckets = TokenBuckets(self.timebase.clock)
+        self.limiters = RateLimiters(self.timebase.clock)
         self.counters = Counters()
         self.fault_rng = random.Random(f"faults|{config.seed}")
         self.uploads: dict[str, tuple[bytes, str, float]] = {}  # CDN path -> (bytes, content type, unix expiry)

@@ -9,6 +9,8 @@ import pytest
 
 from hailuo_async.simulator import GenerationTimes, Simulator, SimulatorConfig
 
+from .wire import on_fake_clock
+
 
 @pytest.fixture
 def anyio_backend() -> str:
@@ -31,7 +33,6 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 @pytest.fixture
 async def clocked() -> AsyncIterator[tuple[Simulator, list[float]]]:
     """A simulator on a fake clock (advance it with ``now[0] += seconds``); tasks take 10 s, 2 s of them queued."""
-    now = [1000.0]
     config = SimulatorConfig(generation=GenerationTimes(kind="fixed", median=10.0), queue_fraction=0.2)
-    async with Simulator(config, clock=lambda: now[0]) as simulator:
-        yield simulator, now
+    async with on_fake_clock(config) as clocked_simulator:
+        yield clocked_simulator

@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from hailuo_async.cli._parser import build_parser
+from hailuo_async.simulator import Progress
 from hailuo_async.simulator.__main__ import build_arg_parser, config_from_args, main
 
 REPO = Path(__file__).resolve().parents[2]
@@ -91,6 +93,34 @@ def test_drift_and_submit_delay_flags(capsys: pytest.CaptureFixture[str]) -> Non
         assert exit_info.value.code == 2
     error = capsys.readouterr().err
     assert "made_up" in error and "minimax_numeric_file_id" in error
+
+
+def test_progress_and_queue_fraction_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    parser = argparse.ArgumentParser()
+    build_arg_parser(parser)
+    source = '{"progress": {"shape": "steps", "steps": [20, 40]}, "queue_fraction": 0.3}'
+    config = config_from_args(parser.parse_args(["--config", source, "--progress", "stall"]))
+    assert config.progress == Progress(shape="stall", steps=(20, 40))  # the shape is replaced, the rest kept
+    assert config.queue_fraction == 0.3
+    config = config_from_args(parser.parse_args(["--progress", "none", "--queue-fraction", "0,0.7"]))
+    assert (config.progress, config.queue_fraction) == (Progress(shape="none"), (0.0, 0.7))
+    assert config_from_args(parser.parse_args(["--queue-fraction", "0.5"])).queue_fraction == 0.5
+    for bad in (
+        ["--progress", "wobbly"],
+        ["--queue-fraction", "0.7,0.1"],
+        ["--queue-fraction", "2"],
+        ["--queue-fraction", "a"],
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            parser.parse_args(bad)
+        assert exit_info.value.code == 2
+    assert "concave" in capsys.readouterr().err  # the choices are listed
+
+
+def test_hailuo_simulate_takes_the_same_flags() -> None:
+    args = build_parser().parse_args(["simulate", "--progress", "convex", "--queue-fraction", "0.1,0.2"])
+    config = config_from_args(args)
+    assert (config.progress.shape, config.queue_fraction) == ("convex", (0.1, 0.2))
 
 
 def test_bad_config_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
