@@ -110,7 +110,8 @@ class PollPolicy(msgspec.Struct, frozen=True, kw_only=True):
 
 class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
     """Retries of idempotent calls (status, retrieve, download, upload) and of submits that provably did not
-    create a task. Exponential backoff, each wait drawn between half and all of its step, ``Retry-After`` honoured as a floor."""
+    create a task. Exponential backoff, each wait drawn between half and all of its step, ``Retry-After`` honoured
+    as a floor."""
 
     max_attempts: int = 6
     """Attempts per call, the first included."""

@@ -1,11 +1,14 @@
-"""Request pacing shared by every submit and status check of one client.
+"""Request pacing shared by every request of one client (through :mod:`._sender`).
 
 :class:`RequestPacer` is a token bucket per client. With a fixed ``requests_per_second`` it simply spaces requests.
-Without one it learns the provider's limit: a slow start doubles the rate every quarter second until the first
-429, which sets the rate a little under what the provider accepted just before; then the rate creeps up again,
-slowly, while no 429 comes. Any 429 also pauses every request of the client for the server's ``Retry-After``.
-After a 429 the rate stays under the lowest rate the provider was measured to accept, and only probes above it
-after a long quiet spell. Waiting requests queue in two lines, served one token at a time by whichever waiter
+Without one it learns the provider's limit, whatever kind of limiter the provider runs (token bucket with any
+burst, fixed or sliding windows): a slow start doubles the rate every quarter second until the first 429. At each
+429 (requests refused together count as one) every request pauses for the server's ``Retry-After``, and the rate
+drops to just under what the provider accepted over the last :attr:`RequestPacer.MEASURE` seconds; the first 429,
+and any that follows within that span, also halve it, since the count may still hold a burst the provider had
+saved up. While requests wait, the rate climbs back quickly to just under the best rate measured lately, then
+probes slowly above it, so that a raised limit is found without many 429s (``python -m benchmarks.bench_pacer``
+plays every kind of limiter). Waiting requests queue in two lines, served one token at a time by whichever waiter
 holds the dispatcher role (no extra task, no stampede): status checks before submits, since a check is due at a
 precise moment (a video is about to be ready) while a submit only waits its turn. A separate, optional submit
 budget (MiniMax's documented requests per minute) gates submits only.
@@ -105,18 +108,21 @@ class RequestPacer:
     """Seconds between doublings of the rate until the first 429."""
     UNLIMITED = 5000.0
     """Above this rate, slow start stops pacing altogether."""
-    WINDOW = 30.0
-    """Longest span, in seconds, over which the rate the provider accepts is measured."""
-    MARGIN = 0.97
-    """Share of the measured accepted rate used after a 429."""
-    FAST_GROWTH = 0.25
-    """Relative increase per second while the rate is far below the measured limit."""
-    SLOW_GROWTH = 0.003
-    """Relative increase per second near a measured limit (up to ``MARGIN`` of it)."""
-    QUIET = 30.0
-    """Seconds without a 429 after which the measured limit is probed 5% higher."""
-    PROBE_STEP = 0.05
-    """Relative step of that probe."""
+    MEASURE = 10.0
+    """Seconds over which the rate the provider accepts is counted at each 429."""
+    MIN_SPAN = 1.0
+    """Shortest time counted: a 429 sooner after the start halves the rate instead."""
+    MARGIN = 0.95
+    """Share of the measured accepted rate sent at after a 429."""
+    CATCH_UP = 0.5
+    """Relative growth per second, while requests wait, below the best rate measured lately."""
+    PROBE_GROWTH = 0.0025
+    """Relative growth per second, while requests wait, above it: a raised limit is found without many 429s."""
+    REPEAT_BACKOFF = 0.5
+    """Share of the current rate kept at most at the first 429 and when one comes within :attr:`MEASURE` seconds of
+    the last."""
+    REMEMBERED = 5
+    """429 events whose measurements are remembered (the best of them is where probing slows down)."""
 
     def __init__(
         self,
@@ -134,15 +140,15 @@ class RequestPacer:
         self._submit_budget = TokenBucket(submit_rate, clock, burst=1.0) if submit_rate else None
         self._paused_until = 0.0
         self._cooldown_until = 0.0
-        self._accepted = _Tally()
-        self._measure_from = clock.monotonic()
+        self._recent = _Tally()  # answered requests of the last MEASURE seconds
+        self._since = clock.monotonic()  # counting started here
+        self._measured: collections.deque[float] = collections.deque(maxlen=self.REMEMBERED)
+        self._last_event: float | None = None
         self._last_growth = clock.monotonic()
-        self._ceiling: float | None = None
         self._limited = False
         self._checks: collections.deque[_Waiter] = collections.deque()
         self._submits_waiting: collections.deque[_Waiter] = collections.deque()
         self._dispatching = False  # some waiter holds the dispatcher role
-        self._last_limited = clock.monotonic()
         self.rate_limited = 0
 
     @property
@@ -206,7 +212,7 @@ class RequestPacer:
     def on_success(self) -> None:
         """Record an answered request (any status but 429)."""
         now = self.clock.monotonic()
-        self._accepted.add(now, keep=self.WINDOW)
+        self._recent.add(now, keep=self.MEASURE)
         bucket = self._bucket
         if self.fixed_rate is not None or bucket is None:
             return
@@ -221,24 +227,23 @@ class RequestPacer:
                     bucket.set_rate(rate)
                     bucket.burst = max(1.0, rate / 4)
             return
-        if elapsed >= 0.5:
-            ceiling = self._ceiling
-            if ceiling is not None and now - self._last_limited > self.QUIET:
-                # No 429 for a long while: the provider's limit may have risen; probe a little above.
-                ceiling = self._ceiling = ceiling * (1.0 + self.PROBE_STEP)
-                self._last_limited = now
-            rate = bucket.rate
-            if ceiling is None or rate < 0.9 * ceiling:
-                rate *= (1.0 + self.FAST_GROWTH) ** elapsed
-            elif rate < self.MARGIN * ceiling:
-                rate *= (1.0 + self.SLOW_GROWTH) ** elapsed
-            if ceiling is not None and bucket.rate < self.MARGIN * ceiling:
-                rate = min(rate, self.MARGIN * ceiling)  # never past what the provider was seen to accept
-            bucket.set_rate(rate)
-            self._last_growth = now
+        if elapsed < self.SLOW_START_STEP:
+            return
+        self._last_growth = now
+        if not self._dispatching:
+            return  # nobody is waiting for a token: a faster rate would not be tried, so it does not grow
+        ceiling = max(self._measured, default=None)
+        fast = ceiling is None or bucket.rate < self.MARGIN * ceiling
+        bucket.set_rate(bucket.rate * (1.0 + (self.CATCH_UP if fast else self.PROBE_GROWTH)) ** elapsed)
 
     def on_rate_limited(self, retry_after: float | None, default_pause: float = 1.0) -> None:
-        """Record a 429: pause everything for ``retry_after`` and, when learning, lower the rate."""
+        """Record a 429: pause everything for ``retry_after`` and, when learning, slow down to just under what the
+        provider accepted lately.
+
+        What it accepted is counted over the last :attr:`MEASURE` seconds: for a token bucket that is its rate
+        (plus what remained of a saved-up burst), for a window limiter what its windows allowed; the client then
+        sends at :attr:`MARGIN` of it. Below the best rate measured lately it climbs back quickly; from there it
+        probes slowly, so that a raised limit is found without many 429s."""
         self.rate_limited += 1
         now = self.clock.monotonic()
         pause = retry_after if retry_after is not None and math.isfinite(retry_after) else default_pause
@@ -247,26 +252,24 @@ class RequestPacer:
         if self.fixed_rate is not None or now < self._cooldown_until:
             return  # requests already in flight when the rate was lowered: one event, not many
         self._limited = True
-        self._last_limited = now
         self._cooldown_until = self._paused_until + 0.2
-        span = now - max(self._measure_from, now - self.WINDOW)
-        count = self._accepted.since(now - span)
-        if span >= 0.5 and count >= 3:
-            measured = count / span
-            ceiling = self._ceiling
-            # The lowest rate the provider was seen to accept (the first measurement includes its burst).
-            if ceiling is None or measured < ceiling:
-                self._ceiling = ceiling = measured
-            target = min(measured, ceiling) * self.MARGIN
-        else:  # too little sending to measure: start low, grow fast until the next 429 measures it
-            target = max(float(count), 1.0) * 0.5
-        target = max(self.min_rate, target)
-        if self._bucket is None:
+        bucket = self._bucket
+        sending = bucket.rate if bucket is not None else self.UNLIMITED
+        span = min(self.MEASURE, now - self._since)
+        if span >= self.MIN_SPAN:
+            measured = self._recent.since(now - span) / span
+            self._measured.append(measured)
+            target = self.MARGIN * measured
+        else:  # too soon to measure: halve, then climb back quickly
+            target = 0.5 * sending
+        if self._last_event is None or now - self._last_event < self.MEASURE:
+            # The first 429 ends a slow start that overshot; a second one before a full count could show it means
+            # what was counted still held a saved-up burst: back off further.
+            target = min(target, self.REPEAT_BACKOFF * sending)
+        self._last_event = now
+        target = max(self.min_rate, min(target, sending))
+        if bucket is None:
             self._bucket = TokenBucket(target, self.clock, burst=1.0)
         else:
-            self._bucket.set_rate(target)
-            self._bucket.burst = 1.0
-        # The next measurement starts now, with the provider's bucket empty (it just refused): what it accepts
-        # from here, pause included, is its sustained rate, without the burst it had saved up before.
-        self._measure_from = now
-        self._accepted.clear()
+            bucket.set_rate(target)
+            bucket.burst = 1.0

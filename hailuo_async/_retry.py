@@ -58,8 +58,8 @@ def submit_may_retry(exc: BaseException, *, idempotent: bool) -> bool:
 
 
 def retry_delay(attempt: int, policy: RetryPolicy, retry_after: float | None = None) -> float:
-    """Seconds to wait before retry number ``attempt`` (0-based): exponential backoff, drawn between half and all of its step, capped at
-    ``policy.max_delay``, never below the server's ``retry_after``."""
+    """Seconds to wait before retry number ``attempt`` (0-based): exponential backoff capped at ``policy.max_delay``,
+    each wait drawn between half and all of its step, never below the server's ``retry_after``."""
     ceiling = min(policy.max_delay, policy.base_delay * (2.0 ** min(attempt, 30)))
     delay = random.uniform(ceiling / 2, ceiling)
     return max(delay, retry_after or 0.0)
