@@ -24,7 +24,6 @@ import heapq
 import itertools
 import logging
 import math
-import random
 from collections.abc import Callable
 
 import anyio
@@ -39,9 +38,10 @@ from ._exceptions import (
     HailuoError,
     RateLimitError,
 )
-from ._forecast import BatchModel, finished_duration, observe, predict
-from ._http import HttpRequest, redact
+from ._forecast import BatchModel, finished_duration, observe
+from ._http import redact
 from ._models import Generation, Task, TaskState, TaskStatus
+from ._planner import Entry, Planner
 from ._retry import Retrier, is_retryable, retry_delay
 from ._sender import PacedSender
 from .providers import Provider, map_status_word
@@ -55,85 +55,9 @@ Outcome = Generation | HailuoError
 Callback = Callable[[Outcome], None]
 
 
-class _Entry:
-    __slots__ = (
-        "callbacks",
-        "checks",
-        "cleared",
-        "counted",
-        "deadline",
-        "deferrals",
-        "errors",
-        "eta",
-        "evidence",
-        "first_look",
-        "last_seen",
-        "line_waits",
-        "listener",
-        "measured",
-        "probe",
-        "progress0",
-        "progress1",
-        "request",
-        "scout",
-        "spread",
-        "started",
-        "state",
-        "task",
-        "time0",
-        "time1",
-        "undecodable",
-        "unplanned",
-        "urgent",
-        "version",
-    )
-
-    def __init__(self, task: Task, started: float, deadline: float | None) -> None:
-        self.task = task
-        self.started = started
-        self.deadline = deadline
-        self.callbacks: list[Callback] = []
-        self.listener: Callable[[TaskStatus], None] | None = None
-        self.checks = 0
-        self.cleared = False  # its first look was found due (no more deferring)
-        self.urgent = False  # its next check is aimed at a predicted finish
-        self.errors = 0
-        self.undecodable = 0  # status answers in a row that could not be decoded
-        self.deferrals = 0
-        self.line_waits = 0
-        self.first_look = math.inf  # seconds from submit to its planned first check
-        self.evidence = 0  # how good the evidence behind first_look is (see _Model.first_look)
-        self.last_seen = 0.0  # seconds from submit to the latest answered check
-        self.spread = 1.0 - Poller.FIRST_SPREAD * random.random()  # where in the spread its first look falls
-        self.version = 0
-        self.scout = False
-        self.probe = False
-        self.counted = False  # this task's predicted duration is in the model's sample
-        self.unplanned = False  # read before the model could turn one reading into a finish time
-        self.measured = False  # this task's line has told the model its queueing share
-        self.request: HttpRequest | None = None  # the status request, built once
-        self.state = TaskState.QUEUED
-        self.eta: float | None = None
-        # First and latest progress readings strictly between 0 and 100: (seconds since submit, percent).
-        self.progress0: int | None = None
-        self.time0 = 0.0
-        self.progress1: int | None = None
-        self.time1 = 0.0
-
-
 class Poller:
     """Checks the status of every tracked task; resolves each task's callbacks with its outcome."""
 
-    FIRST_QUANTILE = 0.05
-    """A task's first look comes when about this share of tasks like it are done already."""
-    FIRST_SPREAD = 0.2
-    """First looks of alike tasks are spread over this share of their delay: the early ones teach the rest."""
-    LINE_WAITS = 6
-    """Half seconds a first look may wait for the scouts' lines (a reading is worth more once they are in)."""
-    DIRECT_LIMIT = 6.0
-    """Largest uncertainty, in ``near_end_interval`` units, at which the next check aims straight at the finish."""
-    MARGIN_SHARE = 0.15
-    """Share of a prediction's uncertainty by which a check aimed at the finish comes after it."""
     TICK = 0.1
     """Seconds of the grid the loop wakes on: checks due within one tick go out together."""
     UNDECODABLE_LIMIT = 5
@@ -154,15 +78,15 @@ class Poller:
         self.policy = policy
         self.retry = retry
         self.clock = clock
-        self._entries: dict[str, _Entry] = {}
+        self._entries: dict[str, Entry] = {}
         self._heap: list[tuple[float, int, str, int]] = []  # urgent checks: aimed at a predicted finish
         self._routine: list[tuple[float, int, str, int]] = []  # first looks, intermediate readings, retries
         self._seq = itertools.count()
         self._wake = anyio.Event()
         self._model = BatchModel()
+        self._planner = Planner(policy, self._model)
         self._retrier = Retrier(retry, clock=clock)
         self._unknown_words: set[str] = set()
-        self._unplanned: list[_Entry] = []
         self.errors = 0
 
     # -- public -------------------------------------------------------------------------------------------
@@ -193,7 +117,7 @@ class Poller:
         limit = None if deadline is None else now + deadline
         if entry is None:
             started = now - max(0.0, self.clock.time() - task.submitted_at)
-            entry = self._entries[task.task_id] = _Entry(task, started, limit)
+            entry = self._entries[task.task_id] = Entry(task, started, limit)
             delay = self.policy.first_check if first_check is None else first_check
             self._schedule(entry, now + delay)
         elif entry.deadline is not None and (limit is None or limit > entry.deadline):
@@ -218,7 +142,7 @@ class Poller:
         The loop takes the pacer's token itself, then hands the most urgent due check to a free worker: checks
         aimed at a predicted finish go before first looks and intermediate readings, so when the provider's
         rate limit leaves room for fewer checks than are due, the ones that decide detection lag go first."""
-        send, receive = anyio.create_memory_object_stream[_Entry](0)
+        send, receive = anyio.create_memory_object_stream[Entry](0)
         async with send, receive, anyio.create_task_group() as tg:
             for _ in range(self.policy.status_concurrency):
                 tg.start_soon(self._worker, receive)
@@ -237,7 +161,7 @@ class Poller:
                 if entry is not None:
                     await send.send(entry)  # waits for a free worker: backpressure, not a pile of tasks
 
-    async def _worker(self, entries: anyio.abc.ObjectReceiveStream[_Entry]) -> None:
+    async def _worker(self, entries: anyio.abc.ObjectReceiveStream[Entry]) -> None:
         async for entry in entries:
             await self._check_guarded(entry)
 
@@ -247,7 +171,7 @@ class Poller:
 
     # -- scheduling ---------------------------------------------------------------------------------------
 
-    def _schedule(self, entry: _Entry, when: float) -> None:
+    def _schedule(self, entry: Entry, when: float) -> None:
         entry.version += 1
         heap = self._heap if entry.urgent else self._routine
         wake = (not self._heap or when < self._heap[0][0]) and (not self._routine or when < self._routine[0][0])
@@ -278,12 +202,12 @@ class Poller:
                 return min(urgent, routine)
             _, _, task_id, _ = self._routine[0]
             entry = self._entries[task_id]
-            if entry.checks or entry.cleared or self._first_check_due(entry):
+            if entry.checks or entry.cleared or self._first_look_now(entry, now):
                 entry.cleared = True
                 return None
-            # deferred: _first_check_due rescheduled it
+            # deferred: _first_look_now put it back
 
-    def _pop_due(self) -> _Entry | None:
+    def _pop_due(self) -> Entry | None:
         """The most urgent due entry, marked in flight; ``None`` if what was due is gone meanwhile."""
         now = self.clock.monotonic()
         for heap in (self._heap, self._routine):
@@ -294,126 +218,35 @@ class Poller:
                 return entry
         return None
 
-    def _first_check_due(self, entry: _Entry) -> bool:
-        """Whether to check a task for the first time now, or (returning False) reschedule it later."""
-        now = self.clock.monotonic()
-        model = self._model
-        if entry.probe:
+    def _first_look_now(self, entry: Entry, now: float) -> bool:
+        """Whether to check a task for the first time now; if not, it is put back to be asked again later."""
+        wait = self._planner.first_look_wait(entry, now)
+        if wait <= 0:
             return True
-        if model.probes < model.PROBES and len(model.estimates) + len(model.predicted) < model.PROBES:
-            # Among the first tasks: look now, to learn what the rest can expect.
-            entry.probe = True
-            model.probes += 1
-            if model.scouts < model.SCOUTS:
-                entry.scout = True
-                model.scouts += 1
-            return True
-        age = now - entry.started
-        basis = model.first_look(self.FIRST_QUANTILE)
-        if basis is None:  # nothing learned yet: wait for the probes, but not forever
-            wait = self.policy.first_check if entry.deferrals < 4 else 0.0
-        else:
-            # Look when only the fastest few percent of tasks like it are done already. What the batch learns
-            # meanwhile may bring that moment forward; only better evidence may push it back: the tasks asked
-            # about later are the slower ones, and chasing them would make the fast ones wait.
-            typical, level = basis
-            when = max(self.policy.first_check, typical * entry.spread)
-            entry.first_look = when if level > entry.evidence else min(entry.first_look, when)
-            entry.evidence = level
-            wait = min(entry.first_look, self.policy.max_interval) - age
-        if (
-            wait <= 0.05
-            and model.progress_seen
-            and len(model.queue_share) < model.SHARES_NEEDED
-            and entry.line_waits < self.LINE_WAITS
-        ):
-            # One reading says little until the scouts' lines tell how progress relates to the finish.
-            entry.line_waits += 1
-            wait = 0.5
-        if wait <= 0.05 or entry.deferrals >= 64:
-            return True
-        entry.deferrals += 1
-        # Decide again within a second: what the batch learns meanwhile may bring the first look forward.
-        self._schedule(entry, self._capped(entry, now + min(wait, 1.0)))
+        self._schedule(entry, self._capped(entry, now + wait))
         return False
 
-    def _jittered(self, delay: float, *, most: float | None = None) -> float:
-        """``delay`` spread by the policy's relative jitter, by at most ``most`` seconds either way if given."""
-        spread = self.policy.jitter
-        if not spread:
-            return delay
-        amount = delay * spread if most is None else min(delay * spread, most)
-        return delay + random.uniform(-amount, amount)
-
-    def _plan(self, entry: _Entry, now: float) -> float:
-        """Seconds until the next check of a task that is still going (jittered)."""
-        policy = self.policy
-        elapsed = now - entry.started
-        prediction = predict(entry, self._model)
-        entry.urgent = False
-        if prediction is None:
-            # Nothing known at all: back off geometrically with the task's age.
-            return self._jittered(min(policy.max_interval, max(policy.min_interval, elapsed * 0.5)))
-        total, uncertainty = prediction
-        if not entry.counted and entry.progress0 is not None and uncertainty < 0.2 * total:
-            entry.counted = True  # once per task: the sample is of tasks, not of readings
-            self._model.predicted.add(total)
-        remaining = total - elapsed
-        if (
-            not entry.unplanned
-            and entry.progress1 is None
-            and entry.progress0 is not None
-            and len(self._model.queue_share) < self._model.SHARES_NEEDED
-        ):
-            entry.unplanned = True  # planned on a rough guess; planned again once the scouts have measured
-            self._unplanned.append(entry)
-        if entry.scout and self._scouting(entry):
-            return self._jittered(max(policy.min_interval, min(policy.near_end_interval, remaining)))
-        earliest = remaining - uncertainty
-        margin = min(policy.near_end_interval, self.MARGIN_SHARE * uncertainty)
-        if uncertainty <= self.DIRECT_LIMIT * policy.near_end_interval and remaining > -margin:
-            # Precise: just after the predicted finish. Finishes differ from task to task, so these checks are
-            # spread anyway; jitter may not push one far past its aim.
-            delay = remaining + margin
-            entry.urgent = True
-            return min(policy.max_interval, max(policy.min_interval, self._jittered(delay, most=0.2 * margin)))
-        if earliest > policy.min_interval:
-            delay = earliest  # imprecise: look when it could first be done; that reading sharpens the prediction
-        elif remaining > -margin:
-            delay = max(policy.near_end_interval, 0.25 * uncertainty)  # may finish any moment: a steady cadence
-            entry.urgent = True
-        else:
-            overdue = -remaining
-            # Past the prediction: at a short cadence while that is within its uncertainty, then backing off.
-            delay = policy.near_end_interval if overdue <= 3 * uncertainty + 2.0 else overdue * 0.25
-            entry.urgent = True
-        return self._jittered(min(policy.max_interval, max(policy.min_interval, delay)))
+    def _plan(self, entry: Entry, now: float) -> float:
+        """Seconds until the next check of a task that is still going."""
+        return self._planner.next_check(entry, now, len(self._entries))
 
     def _replan(self, now: float) -> None:
         """The model has just learned to read single progress readings: plan anew the tasks read before."""
-        waiting, self._unplanned = self._unplanned, []
+        planner = self._planner
+        waiting, planner.unplanned = planner.unplanned, []
         for entry in waiting:
             entry.unplanned = False
             if self._entries.get(entry.task.task_id) is entry:
                 # An entry being checked right now is rescheduled again when its answer comes: harmless.
                 self._schedule(entry, self._capped(entry, now + self._plan(entry, now)))
 
-    def _scouting(self, entry: _Entry) -> bool:
-        """Whether a scout still reads its progress often, to measure its line while the model lacks lines."""
-        if entry.measured or len(self._model.queue_share) >= self._model.SHARES_NEEDED:
-            return False
-        if len(self._entries) <= 4 * self._model.SCOUTS:
-            return False  # too few tasks outstanding for what a scout learns to pay for its extra checks
-        # A provider that reports no progress gets a few quick looks, then the plain plan.
-        return entry.checks < (self._model.SCOUT_CHECKS if entry.progress0 is not None else 4)
-
-    def _learn(self, entry: _Entry, now: float) -> None:
+    def _learn(self, entry: Entry, now: float) -> None:
         """A task finished: remember how long it took."""
         self._model.durations.add(finished_duration(entry, self._model, now - entry.started, entry.last_seen))
 
     # -- one check ----------------------------------------------------------------------------------------
 
-    async def _check_guarded(self, entry: _Entry) -> None:
+    async def _check_guarded(self, entry: Entry) -> None:
         try:
             await self._check(entry)
         except anyio.get_cancelled_exc_class():
@@ -422,7 +255,7 @@ class Poller:
             logger.exception("hailuo_async: unexpected error while polling task %s", entry.task.task_id)
             self._resolve(entry, exc if isinstance(exc, HailuoError) else _internal_error(exc))
 
-    async def _check(self, entry: _Entry) -> None:
+    async def _check(self, entry: Entry) -> None:
         task = entry.task
         if self._entries.get(task.task_id) is not entry:
             return
@@ -470,7 +303,7 @@ class Poller:
             self._schedule(entry, self._capped(entry, now + self._plan(entry, now)))
         entry.last_seen = now - entry.started
 
-    def _note_status(self, entry: _Entry, status: TaskStatus) -> None:
+    def _note_status(self, entry: Entry, status: TaskStatus) -> None:
         word = status.provider_status
         if word and map_status_word(word) is None and word not in self._unknown_words:
             self._unknown_words.add(word)
@@ -479,7 +312,7 @@ class Poller:
         if entry.listener is not None:
             entry.listener(status)
 
-    async def _complete(self, entry: _Entry, status: TaskStatus, now: float) -> None:
+    async def _complete(self, entry: Entry, status: TaskStatus, now: float) -> None:
         task = entry.task
         url, expires = status.video_url, status.expires_at
         if url is None and status.file_id is not None:
@@ -511,7 +344,7 @@ class Poller:
         request = self.provider.build_fetch(file_id)
         return await self._retrier(lambda: self.sender.call(request, self.provider.parse_fetch))
 
-    def _undecodable(self, entry: _Entry, last: DecodeError) -> DecodeError:
+    def _undecodable(self, entry: Entry, last: DecodeError) -> DecodeError:
         task_id = entry.task.task_id
         error = DecodeError(
             f"{self.provider.name}: {entry.undecodable} status answers in a row for task {task_id} could not be "
@@ -523,7 +356,7 @@ class Poller:
         error.__cause__ = last
         return error
 
-    def _after_failure(self, entry: _Entry, exc: HailuoError, *, floor: float = 0.0) -> None:
+    def _after_failure(self, entry: Entry, exc: HailuoError, *, floor: float = 0.0) -> None:
         self.errors += 1
         entry.errors += 1
         now = self.clock.monotonic()
@@ -534,11 +367,11 @@ class Poller:
         self._schedule(entry, self._capped(entry, now + max(delay, floor)))
 
     @staticmethod
-    def _capped(entry: _Entry, when: float) -> float:
+    def _capped(entry: Entry, when: float) -> float:
         # The last check happens at the deadline itself, so a timeout is reported on time.
         return when if entry.deadline is None else min(when, entry.deadline)
 
-    def _past_deadline(self, entry: _Entry, now: float, *, cause: BaseException | None = None) -> bool:
+    def _past_deadline(self, entry: Entry, now: float, *, cause: BaseException | None = None) -> bool:
         if entry.deadline is None or now < entry.deadline:
             return False
         error = GenerationTimeoutError(
@@ -549,7 +382,7 @@ class Poller:
         self._resolve(entry, error)
         return True
 
-    def _resolve(self, entry: _Entry, outcome: Outcome) -> None:
+    def _resolve(self, entry: Entry, outcome: Outcome) -> None:
         if self._entries.get(entry.task.task_id) is entry:
             del self._entries[entry.task.task_id]
         for callback in entry.callbacks:
