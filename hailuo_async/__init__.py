@@ -1,4 +1,4 @@
-"""hailuo_async: generate MiniMax Hailuo-02 videos at scale, asyncio-first.
+"""hailuo_async: generate MiniMax Hailuo videos (Hailuo-02, 2.3, 2.3-Fast) at scale, asyncio-first.
 
 Data flow: :class:`GenerationRequest` (validated) -> provider codec (:mod:`hailuo_async.providers`, pure) ->
 transport (:class:`AiohttpTransport`, the only network I/O) -> one shared poller per :class:`HailuoClient` ->
@@ -30,6 +30,7 @@ from ._exceptions import (
     BadRequestError,
     BatchError,
     BatchFileError,
+    BudgetExceededError,
     ConnectError,
     ContentPolicyError,
     DecodeError,
@@ -54,7 +55,9 @@ from ._http import HttpRequest, HttpResponse
 from ._journal import Journal, JournalItem, JournalSummary
 from ._models import (
     CAMERA_DIRECTIVES,
+    DEFAULT_MODEL,
     MAX_PROMPT_LENGTH,
+    MODELS,
     ClientStatistics,
     Generation,
     GenerationRequest,
@@ -63,15 +66,19 @@ from ._models import (
     TaskState,
     TaskStatus,
 )
+from ._pricing import DEFAULT_PRICES, Estimate, EstimateLine, ItemEstimate, Price, PriceTable, estimate
 from ._transport import AiohttpTransport, MockTransport, StreamResponse, Transport
 from ._version import __version__
 
 __all__ = [
     "CAMERA_DIRECTIVES",
+    "DEFAULT_MODEL",
     "DEFAULT_POLL",
+    "DEFAULT_PRICES",
     "DEFAULT_RETRY",
     "DEFAULT_TIMEOUTS",
     "MAX_PROMPT_LENGTH",
+    "MODELS",
     "UNSET",
     "APIError",
     "AiohttpTransport",
@@ -80,12 +87,15 @@ __all__ = [
     "BadRequestError",
     "BatchError",
     "BatchFileError",
+    "BudgetExceededError",
     "ClientStatistics",
     "Clock",
     "ConnectError",
     "ContentPolicyError",
     "DecodeError",
     "DownloadError",
+    "Estimate",
+    "EstimateLine",
     "FakeClock",
     "Generation",
     "GenerationFailedError",
@@ -98,6 +108,7 @@ __all__ = [
     "IdempotencyInProgressError",
     "InsufficientBalanceError",
     "InvalidRequestError",
+    "ItemEstimate",
     "ItemEvent",
     "ItemInput",
     "Journal",
@@ -108,6 +119,8 @@ __all__ = [
     "MockTransport",
     "NotSubmittedError",
     "PollPolicy",
+    "Price",
+    "PriceTable",
     "RateLimitError",
     "ReadTimeoutError",
     "RetryPolicy",
@@ -123,6 +136,7 @@ __all__ = [
     "TransportError",
     "UnexpectedRedirectError",
     "__version__",
+    "estimate",
     "gather_generations",
     "generate",
     "load_requests",

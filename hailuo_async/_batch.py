@@ -22,6 +22,7 @@ import msgspec
 from ._clock import Clock
 from ._exceptions import (
     AuthenticationError,
+    BudgetExceededError,
     DownloadError,
     GenerationFailedError,
     GenerationTimeoutError,
@@ -36,9 +37,10 @@ from ._http import redact
 from ._journal import Journal, JournalItem, completed_fields, item_key
 from ._models import EventKind, Generation, GenerationRequest, ItemEvent, Task, TaskState, TaskStatus
 from ._poller import Outcome, Poller
+from ._pricing import SpendCap
 from .providers import Provider
 
-__all__ = ["BatchRunner", "EventCallback", "ItemInput", "JournalBook", "not_submitted", "to_request"]
+__all__ = ["BatchRunner", "EventCallback", "ItemInput", "JournalBook", "not_submitted", "over_budget", "to_request"]
 
 logger = logging.getLogger("hailuo_async")
 
@@ -66,6 +68,13 @@ def to_request(item: object, options: dict[str, Any]) -> GenerationRequest:
 def not_submitted(cause: HailuoError) -> NotSubmittedError:
     """The error of an item that was never sent because of ``cause``."""
     error = NotSubmittedError(f"not submitted: the batch stopped after {type(cause).__name__}: {cause}")
+    error.__cause__ = cause
+    return error
+
+
+def over_budget(cause: BudgetExceededError) -> NotSubmittedError:
+    """The error of the item whose estimated cost would have passed a spending cap: it was not sent."""
+    error = NotSubmittedError(f"not submitted: {cause}")
     error.__cause__ = cause
     return error
 
@@ -100,9 +109,9 @@ class _StatusEvents:
         emit(self.callback, ItemEvent(index=self.index, kind=kind, task_id=self.task_id, progress=status.progress))
 
 
-Submit = Callable[[GenerationRequest, "Plan", Callable[[], HailuoError | None]], Awaitable[Task]]
-"""The client's money-safe submit: ``submit(request, plan, stopped)``; ``stopped`` says whether the batch stopped
-(then nothing is sent)."""
+Submit = Callable[[GenerationRequest, "Plan", Callable[[], HailuoError | None], SpendCap | None], Awaitable[Task]]
+"""The client's money-safe submit: ``submit(request, plan, stopped, cap)``; ``stopped`` says whether the batch
+stopped (then nothing is sent), ``cap`` is the batch's own spending cap, if any (the client's applies too)."""
 
 Download = Callable[[Generation, Path, int], Awaitable[Generation]]
 
@@ -249,8 +258,10 @@ class Batch:
         on_event: EventCallback | None,
         download_to: Path | None,
         deadline: float | None,
+        cap: SpendCap | None = None,
     ) -> None:
         self.sink = sink
+        self.cap = cap
         self.tg = tg
         self.on_event = on_event
         self.download_to = download_to
@@ -277,7 +288,8 @@ class Batch:
 
 
 class BatchRunner:
-    """Runs batches for one open client. ``count_outcome`` feeds the client's statistics."""
+    """Runs batches for one open client. ``count_outcome`` feeds the client's statistics; ``settle`` records a
+    task's end in the client's spending and returns the outcome to report (with its estimated cost)."""
 
     def __init__(
         self,
@@ -290,6 +302,7 @@ class BatchRunner:
         slots: anyio.Semaphore,
         clock: Clock,
         count_outcome: Callable[[Outcome], None],
+        settle: Callable[[Outcome], Outcome] = lambda outcome: outcome,
     ) -> None:
         self.provider = provider
         self.poller = poller
@@ -299,6 +312,7 @@ class BatchRunner:
         self.slots = slots
         self.clock = clock
         self.count_outcome = count_outcome
+        self.settle = settle
 
     async def run(
         self,
@@ -309,14 +323,17 @@ class BatchRunner:
         on_event: EventCallback | None,
         deadline: float | None,
         closing: anyio.CancelScope,
+        cap: SpendCap | None = None,
     ) -> None:
         """Run every item of ``items`` to its outcome, handed to ``sink(index, outcome)``. ``closing`` is the
-        scope the client cancels when it closes: then every item without an outcome gets one (:meth:`_abandon`)."""
+        scope the client cancels when it closes: then every item without an outcome gets one (:meth:`_abandon`).
+        ``cap``: the batch's spending cap; the first item that would pass it stops submitting, as a fatal error
+        does."""
         batch: Batch | None = None
         try:
             with closing:
                 async with anyio.create_task_group() as tg:
-                    batch = Batch(sink, tg, on_event, download_to, deadline)
+                    batch = Batch(sink, tg, on_event, download_to, deadline, cap)
                     try:
                         await self._produce(batch, items)
                     finally:
@@ -400,6 +417,7 @@ class BatchRunner:
         accepted = task
 
         def on_outcome(outcome: Outcome) -> None:
+            outcome = self.settle(outcome)
             if batch.open:
                 batch.tg.start_soon(self._settle, batch, index, outcome, accepted)
 
@@ -408,10 +426,14 @@ class BatchRunner:
 
     async def _submit(self, batch: Batch, request: GenerationRequest, plan: Plan) -> Task:
         try:
-            return await self.submit(request, plan, batch.stopped_by)
+            return await self.submit(request, plan, batch.stopped_by, batch.cap)
         except FATAL as exc:
             if batch.fatal is None:
                 batch.fatal = exc
+            raise
+        except NotSubmittedError as exc:
+            if isinstance(exc.__cause__, BudgetExceededError) and batch.fatal is None:
+                batch.fatal = exc.__cause__  # over a cap: stop submitting, as after a fatal error
             raise
 
     async def _settle(self, batch: Batch, index: int, outcome: Outcome, task: Task | None) -> None:

@@ -22,7 +22,7 @@ import msgspec
 
 from ._exceptions import BatchFileError, InvalidRequestError
 from ._images import inspect_image
-from ._models import GenerationRequest, frame_kind
+from ._models import MODELS, GenerationRequest, frame_kind
 from .providers import Provider, get_provider
 
 __all__ = ["MAX_LISTED_BAD_LINES", "BadLine", "BatchFormat", "check_request", "format_bad_lines", "load_requests"]
@@ -41,6 +41,7 @@ _FRAME_FIELDS = ("first_frame", "last_frame")
 
 _EXPECTED: dict[str, str] = {
     "prompt": "text",
+    "model": "a model name, as text: " + ", ".join(MODELS),
     "duration": "a whole number of seconds: 5 or 10 (apimart), 6 or 10 (toapis, minimax)",
     "resolution": "one of 512p, 768p, 1080p (any case)",
     "first_frame": "a URL, a data: URI or a file path, as text",
@@ -327,8 +328,8 @@ def load_requests(
     Formats (blank lines and lines starting with ``#`` are skipped in .txt and .jsonl):
 
     - ``txt``: one prompt per line;
-    - ``jsonl``: one JSON object per line with :class:`GenerationRequest` fields (``prompt``, ``duration``,
-      ``resolution``, ``first_frame``, ``last_frame``, ``prompt_optimizer``, ``fast_pretreatment``,
+    - ``jsonl``: one JSON object per line with :class:`GenerationRequest` fields (``prompt``, ``model``,
+      ``duration``, ``resolution``, ``first_frame``, ``last_frame``, ``prompt_optimizer``, ``fast_pretreatment``,
       ``watermark``), or a JSON string (a prompt);
     - ``csv``: a header row naming those fields, then one request per row; an empty cell leaves its field unset,
       and ``true/false``, ``1/0``, ``yes/no`` are booleans.
@@ -337,9 +338,11 @@ def load_requests(
         source: the file's path, or ``"-"`` for ``stdin``.
         format: ``"txt"``, ``"jsonl"`` or ``"csv"``; default: from the extension (``.txt``, ``.jsonl``,
             ``.ndjson``, ``.json``, ``.csv``, none: txt), txt for ``"-"``.
-        defaults: fields for the lines that do not set them, e.g. ``{"duration": 10}``; ``None`` values are ignored.
-        provider: a provider or its name: each request is also checked against its rules (durations, resolutions)
-            and its local frame images are read and checked. Without it only the request itself is validated.
+        defaults: fields for the lines that do not set them, e.g. ``{"duration": 10}`` or
+            ``{"model": "MiniMax-Hailuo-2.3"}``; ``None`` values are ignored.
+        provider: a provider or its name: each request is also checked against the rules of its model there
+            (durations, resolutions, modes) and its local frame images are read and checked. Without it only the
+            request itself is validated (a known model name included).
         stdin: what ``"-"`` reads (default: ``sys.stdin``).
 
     Local frame paths in the file are taken relative to the file's folder. An empty file gives an empty list.

@@ -3,8 +3,8 @@
 It owns the lifecycle (transport sessions, the shared poller's task, the journal) and wires the parts of the data
 flow together, each in its own module: local frames (:mod:`._images`) -> the money-safe submit (:mod:`._submit`)
 -> the one paced call path every request takes (:mod:`._sender`) -> the shared poller (:mod:`._poller`) -> saving
-videos (:mod:`._download`); batches and journal resume live in :mod:`._batch`. Its statistics are gathered from
-those parts' own counters.
+videos (:mod:`._download`); batches and journal resume live in :mod:`._batch`, prices, estimates and the spending
+caps in :mod:`._pricing`. Its statistics are gathered from those parts' own counters.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import anyio.abc
 import anyio.to_thread
 import msgspec
 
-from ._batch import BatchRunner, EventCallback, ItemInput, JournalBook, Plan, to_request
+from ._batch import BatchRunner, EventCallback, ItemInput, JournalBook, Plan, over_budget, to_request
 from ._clock import Clock, SystemClock
 from ._config import (
     DEFAULT_POLL,
@@ -38,12 +38,20 @@ from ._config import (
     resolve_api_key,
 )
 from ._download import Downloader, check_destination
-from ._exceptions import BatchError, DownloadError, HailuoError, InvalidRequestError, NotSubmittedError
+from ._exceptions import (
+    BatchError,
+    BudgetExceededError,
+    DownloadError,
+    HailuoError,
+    InvalidRequestError,
+    NotSubmittedError,
+)
 from ._images import FrameResolver
 from ._journal import Journal
 from ._models import ClientStatistics, Generation, GenerationRequest, Task, TaskState, TaskStatus
 from ._pacer import RequestPacer
 from ._poller import Outcome, Poller
+from ._pricing import Estimate, Ledger, PriceTable, PriceTableInput, SpendCap, as_price_table
 from ._record import RecordingTransport
 from ._retry import Retrier
 from ._sender import PacedSender
@@ -74,6 +82,8 @@ CLIENT_OPTIONS = frozenset(
         "transport",
         "clock",
         "record_to",
+        "prices",
+        "max_spend",
     }
 )
 """The keyword arguments of :class:`HailuoClient` that :func:`generate` passes to the client (the rest are
@@ -147,6 +157,14 @@ class HailuoClient:
         transport: replace the network (e.g. :class:`MockTransport`); clock: replace time (e.g. :class:`FakeClock`).
         record_to: a folder; every API request and answer is also written there as one JSON file each (key,
             credentials, cookies and URL signatures masked), ready to become a test fixture.
+        prices: your own price table, replacing the default one (:data:`~hailuo_async.DEFAULT_PRICES`: MiniMax's
+            published prices; none for apimart and toapis): a :class:`PriceTable` or
+            ``{provider: {model: {resolution: {duration: usd}}}}``. Used by :meth:`estimate`, the spending caps and
+            the statistics' ``spent``.
+        max_spend: a spending cap in US dollars over everything this client submits: a submit whose estimated cost
+            would take the spend committed so far (charged or estimated, running tasks included) past it is not
+            sent (:class:`NotSubmittedError` caused by :class:`BudgetExceededError`), nor is anything after it in
+            the same batch. Every item must then have a price.
     """
 
     def __init__(
@@ -169,8 +187,11 @@ class HailuoClient:
         transport: Transport | None = None,
         clock: Clock | None = None,
         record_to: str | os.PathLike[str] | None = None,
+        prices: PriceTableInput | None = None,
+        max_spend: float | None = None,
     ) -> None:
         self.provider = provider if isinstance(provider, Provider) else get_provider(provider)
+        self._ledger = Ledger(self.provider, as_price_table(prices), None if max_spend is None else SpendCap(max_spend))
         if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1:
             raise InvalidRequestError("max_concurrency", max_concurrency, "an integer >= 1")
         if requests_per_second is not None and not (
@@ -280,6 +301,7 @@ class HailuoClient:
                 slots=self._submit_slots,
                 clock=self.clock,
                 count_outcome=self._count_outcome,
+                settle=self._ledger.settle,
             )
             self._tg = anyio.create_task_group()
             await self._tg.__aenter__()
@@ -335,6 +357,7 @@ class HailuoClient:
         c = self._counters
         poller = self._poller
         submitter = self._submitter
+        spent, estimated, unpriced = self._ledger.spent()
         return ClientStatistics(
             submitting=submitter.submitting,
             submitted=submitter.submitted,
@@ -349,7 +372,24 @@ class HailuoClient:
             uploads=self._frames.uploads if self._frames is not None else 0,
             downloads=c.downloads,
             rate_limit=self._pacer.current_rate,
+            spent=spent,
+            spent_estimated=estimated,
+            unpriced=unpriced,
+            max_spend=None if self._ledger.cap is None else self._ledger.cap.usd,
         )
+
+    # -- money --------------------------------------------------------------------------------------------
+
+    @property
+    def prices(self) -> PriceTable:
+        """The price table in use (``prices=``, else :data:`~hailuo_async.DEFAULT_PRICES`)."""
+        return self._ledger.prices
+
+    def estimate(self, items: Iterable[ItemInput]) -> Estimate:
+        """What ``items`` (prompts or requests) would cost with this client's provider and prices, sending
+        nothing: per item, the total and the items without a known price (:class:`Estimate`). An item without a
+        duration or resolution is priced at the provider's default for its model."""
+        return self._ledger.estimate(items)
 
     def _count_retry(self, exc: Exception, wait: float) -> None:
         self._counters.retries += 1
@@ -366,6 +406,7 @@ class HailuoClient:
         self._require_open()
         generation_request = to_request(request if request is not None else options.pop("prompt", None), options)
         self.provider.validate(generation_request)
+        self._ledger.require_prices({0: generation_request}, self._ledger.caps())
         with self._closing.watch() as closing, closing:
             return await self._submit(generation_request, Plan(key=uuid.uuid4().hex))
         raise NotSubmittedError("not submitted: the client was closed before the request was sent")
@@ -389,7 +430,7 @@ class HailuoClient:
         finally:
             if not box:
                 poller.untrack(task.task_id, resolve)
-        outcome = box[0]
+        outcome = self._ledger.settle(box[0])
         self._count_outcome(outcome)
         if isinstance(outcome, BaseException):
             raise outcome
@@ -458,18 +499,33 @@ class HailuoClient:
     # -- submitting ---------------------------------------------------------------------------------------
 
     async def _submit(
-        self, request: GenerationRequest, plan: Plan, stopped: Callable[[], HailuoError | None] | None = None
+        self,
+        request: GenerationRequest,
+        plan: Plan,
+        stopped: Callable[[], HailuoError | None] | None = None,
+        cap: SpendCap | None = None,
     ) -> Task:
         """Resolve local frames, then submit under the money-safety rules (:mod:`._submit`) as ``plan`` says.
-        ``stopped`` tells whether the batch stopped meanwhile (then nothing is sent)."""
+        ``stopped`` tells whether the batch stopped meanwhile (then nothing is sent); the item's estimated cost is
+        held against the client's cap and ``cap`` (the batch's) right before the POST."""
         assert self._frames is not None
         resolved = await self._frames.resolve(request)
         fatal = stopped() if stopped is not None else None
         if fatal is not None:
             raise NotSubmittedError("the batch stopped before this item was sent") from fatal
-        return await self._submitter.submit(
-            request, resolved, key=plan.key, journal_item=plan.item, look_up_first=plan.look_up_first
-        )
+        caps = self._ledger.caps(cap)
+        try:
+            self._ledger.check(request, caps)  # over a cap already: fail now rather than after the pacer's wait
+            return await self._submitter.submit(
+                request,
+                resolved,
+                key=plan.key,
+                journal_item=plan.item,
+                look_up_first=plan.look_up_first,
+                reserve=lambda: self._ledger.reserve(request, caps),
+            )
+        except BudgetExceededError as exc:
+            raise over_budget(exc) from exc
 
     # -- batches ------------------------------------------------------------------------------------------
 
@@ -481,6 +537,7 @@ class HailuoClient:
         download_to: str | os.PathLike[str] | None = None,
         on_event: EventCallback | None = None,
         timeout: float | Unset | None = UNSET,
+        max_spend: float | None = None,
     ) -> list[Generation | HailuoError]:
         """Generate every item (prompts and :class:`GenerationRequest` mixed); results in input order.
 
@@ -491,9 +548,19 @@ class HailuoClient:
 
         With a journal, running the same batch again resumes it: nothing already submitted is submitted again.
         ``download_to`` saves each video into that folder as soon as it completes. ``on_event`` sees every
-        item's steps (:class:`ItemEvent`). ``timeout`` bounds each item's wait after its submit."""
+        item's steps (:class:`ItemEvent`). ``timeout`` bounds each item's wait after its submit.
+
+        ``max_spend`` caps this batch's spending in US dollars (the client's own cap applies too): an item whose
+        estimated cost would take the spend committed so far (charged or estimated, running tasks included) past
+        it is not sent, nor is any item after it; they fail with :class:`NotSubmittedError` caused by
+        :class:`BudgetExceededError`. Under a cap the input is read at once, and a batch with an item that has no
+        price is refused before anything is sent (:class:`InvalidRequestError`)."""
+        self._require_open()
+        cap, items = self._batch_cap(items, max_spend)
         results: dict[int, Outcome] = {}
-        await self._run_batch(items, results.__setitem__, download_to=download_to, on_event=on_event, timeout=timeout)
+        await self._run_batch(
+            items, results.__setitem__, download_to=download_to, on_event=on_event, timeout=timeout, cap=cap
+        )
         ordered: list[Generation | HailuoError] = [results[i] for i in range(len(results))]
         if not return_exceptions and any(isinstance(r, BaseException) for r in ordered):
             raise BatchError(ordered)
@@ -506,13 +573,16 @@ class HailuoClient:
         download_to: str | os.PathLike[str] | None = None,
         on_event: EventCallback | None = None,
         timeout: float | Unset | None = UNSET,
+        max_spend: float | None = None,
     ) -> AsyncGenerator[tuple[int, Generation | HailuoError], None]:
         """Like :meth:`gather_generations`, yielding ``(index, outcome)`` as each item finishes.
 
         Leaving the loop early stops submitting and stops polling this batch (use ``contextlib.aclosing`` to
-        make that immediate)."""
+        make that immediate). A batch refused under ``max_spend`` (an item without a price) raises its
+        :class:`InvalidRequestError` from the first iteration."""
         self._require_open()
         assert self._tg is not None
+        cap, items = self._batch_cap(items, max_spend)
         send, receive = anyio.create_memory_object_stream[tuple[int, Outcome]](math.inf)
         scope = anyio.CancelScope()
         finished = anyio.Event()
@@ -527,6 +597,7 @@ class HailuoClient:
                         download_to=download_to,
                         on_event=on_event,
                         timeout=timeout,
+                        cap=cap,
                     )
             except Exception as exc:  # surfaced to the consumer below
                 failure.append(exc)
@@ -554,6 +625,7 @@ class HailuoClient:
         download_to: str | os.PathLike[str] | None,
         on_event: EventCallback | None,
         timeout: float | Unset | None,
+        cap: SpendCap | None,
     ) -> None:
         self._require_open()
         assert self._batches is not None
@@ -561,8 +633,29 @@ class HailuoClient:
         folder = None if download_to is None else await anyio.to_thread.run_sync(check_destination, download_to)
         with self._closing.watch() as closing:
             await self._batches.run(
-                items, sink, download_to=folder, on_event=on_event, deadline=deadline, closing=closing
+                items, sink, download_to=folder, on_event=on_event, deadline=deadline, closing=closing, cap=cap
             )
+
+    def _batch_cap(
+        self, items: Iterable[ItemInput], max_spend: float | None
+    ) -> tuple[SpendCap | None, Iterable[ItemInput]]:
+        """The batch's cap, and its items, read at once when any cap applies: every valid item must have a price
+        before anything is sent (items that are not valid fail on their own later)."""
+        cap = None if max_spend is None else SpendCap(max_spend)
+        caps = self._ledger.caps(cap)
+        if not caps:
+            return cap, items
+        listed = list(items)
+        valid: dict[int, GenerationRequest] = {}
+        for index, item in enumerate(listed):
+            try:
+                request = to_request(item, {})
+                self.provider.validate(request)
+            except InvalidRequestError:
+                continue
+            valid[index] = request
+        self._ledger.require_prices(valid, caps)
+        return cap, listed
 
 
 async def gather_generations(

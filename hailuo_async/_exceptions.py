@@ -30,6 +30,8 @@ the transport ever sees an ``aiohttp`` exception, and no exception here ever hol
     ├── GenerationFailedError              the provider ran the task and it failed (.task_id .reason .code)
     ├── GenerationTimeoutError (TimeoutError) our deadline passed (.task_id .waited)
     ├── NotSubmittedError                  a batch stopped before this item was sent (cause in __cause__)
+    ├── BudgetExceededError                the next submit would pass the spending cap (.cap .committed .needed);
+    │                                      the items it stops fail with NotSubmittedError caused by it
     ├── JournalError                       the batch journal cannot be opened, read or written (.path)
     │   └── JournalBusyError               another process has the batch journal open
     └── BatchError                         some items of a batch failed (.results)
@@ -51,6 +53,7 @@ __all__ = [
     "BadRequestError",
     "BatchError",
     "BatchFileError",
+    "BudgetExceededError",
     "ConnectError",
     "ContentPolicyError",
     "DecodeError",
@@ -71,6 +74,14 @@ __all__ = [
     "TransportError",
     "UnexpectedRedirectError",
 ]
+
+
+def format_usd(amount: float) -> str:
+    """``amount`` US dollars for a message: ``$0.28``, ``$1,234.50``, or more decimals where cents would hide them
+    (``$0.2928``)."""
+    cents = f"{amount:,.2f}"
+    exact = f"{amount:,.6f}".rstrip("0")
+    return "$" + (cents if len(exact.split(".")[1]) <= 2 else exact)
 
 
 class HailuoError(Exception):
@@ -291,6 +302,24 @@ class GenerationTimeoutError(HailuoError, TimeoutError):
 
 class NotSubmittedError(HailuoError):
     """The batch stopped before this item was sent (no money spent); the reason is in ``__cause__``."""
+
+
+class BudgetExceededError(HailuoError):
+    """Submitting the next item would pass the spending cap (``max_spend``), so it was not sent.
+
+    ``cap`` is the cap, ``committed`` what was already committed when the item came up (charged or estimated,
+    tasks still running included, submits on their way too) and ``needed`` the item's estimated cost, all in US
+    dollars. It is the ``__cause__`` of the :class:`NotSubmittedError` of every item the cap stopped."""
+
+    def __init__(self, *, cap: float, committed: float, needed: float, scope: str = "max_spend") -> None:
+        super().__init__(
+            f"{scope} {format_usd(cap)}: {format_usd(committed)} committed so far plus this item's estimated "
+            f"{format_usd(needed)} would pass the cap; nothing more is submitted"
+        )
+        self.cap = cap
+        self.committed = committed
+        self.needed = needed
+        self.scope = scope
 
 
 class BatchError(HailuoError):

@@ -1,13 +1,13 @@
 """The batch journal: a SQLite file (WAL mode) that lets a killed batch resume without paying twice.
 
-For each item the client records its intent (with its idempotency key) before the submit is sent, the task id
-as soon as the provider answers, then the outcome (with what the provider reported about it: cost, timing, video
-size) and the downloaded path. An item is identified by provider + canonical request + its occurrence number in
-the input, so duplicate prompts stay distinct. Writes run on a worker thread, grouped into one transaction when
-several are waiting (group commit), so the event loop never blocks on the disk. Journals written by older versions
-are read as they are and gain the newer columns when opened for writing. Whatever SQLite, the file system or the
-decoder raises reaches the caller as :class:`JournalError` naming the file; after a failed write the journal refuses
-every later one, so that what it holds stays what was committed.
+For each item the client records its intent (with its idempotency key) before the submit is sent, the task id as
+soon as the provider answers, then the outcome (with what the provider reported about it: cost, timing, video size;
+and the price table's estimate) and the downloaded path. An item is identified by provider + canonical request + its
+occurrence number in the input, so duplicate prompts stay distinct. Writes run on a worker thread, grouped into one
+transaction when several are waiting (group commit), so the event loop never blocks on the disk. Journals written by
+older versions are read as they are and gain the newer columns when opened for writing. Whatever SQLite, the file
+system or the decoder raises reaches the caller as :class:`JournalError` naming the file; after a failed write the
+journal refuses every later one, so that what it holds stays what was committed.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import anyio.to_thread
 import msgspec
 
 from ._exceptions import JournalBusyError, JournalError
-from ._models import Generation, GenerationRequest, ProviderFactsMixin
+from ._models import DEFAULT_MODEL, Generation, GenerationRequest, ProviderFactsMixin
 
 if sys.platform != "win32":
     import fcntl
@@ -69,6 +69,7 @@ _ADDED_COLUMNS: dict[str, str] = {
     "finished_at": "REAL",
     "video_width": "INTEGER",
     "video_height": "INTEGER",
+    "estimated_cost": "REAL",
 }
 
 _encode_request = msgspec.json.Encoder(order="sorted").encode
@@ -76,8 +77,14 @@ _decode_request = msgspec.json.Decoder(GenerationRequest).decode
 
 
 def canonical_request(request: GenerationRequest) -> str:
-    """The request as stable JSON (sorted keys, defaults omitted by value)."""
-    return _encode_request(request).decode()
+    """The request as stable JSON (sorted keys). The default model is left out, so that a Hailuo-02 request keeps
+    the text, and so the item id, it had before requests named a model: a journal written then resumes as it
+    was (its requests read back as Hailuo-02)."""
+    if request.model != DEFAULT_MODEL:
+        return _encode_request(request).decode()
+    fields = msgspec.to_builtins(request)
+    del fields["model"]
+    return _encode_request(fields).decode()
 
 
 def item_key(provider: str, request: GenerationRequest, occurrence: int) -> str:
@@ -110,6 +117,8 @@ class JournalItem(msgspec.Struct, ProviderFactsMixin, frozen=True, kw_only=True)
     finished_at: float | None = None
     video_width: int | None = None
     video_height: int | None = None
+    estimated_cost: float | None = None
+    """The price table's estimate for the video, in US dollars (``Generation.estimated_cost``)."""
 
     def generation(self) -> Generation | None:
         """The recorded result, for a completed item."""
@@ -124,6 +133,7 @@ class JournalItem(msgspec.Struct, ProviderFactsMixin, frozen=True, kw_only=True)
             submitted_at=self.submitted_at or 0.0,
             completed_at=self.completed_at or 0.0,
             path=self.path,
+            estimated_cost=self.estimated_cost,
             **self.provider_facts(),
         )
 
@@ -135,6 +145,7 @@ def completed_fields(generation: Generation) -> dict[str, Any]:
         "video_url": generation.video_url,
         "expires_at": generation.expires_at,
         "completed_at": generation.completed_at,
+        "estimated_cost": generation.estimated_cost,
         **generation.provider_facts(),
     }
 

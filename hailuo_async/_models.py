@@ -18,12 +18,15 @@ from ._exceptions import InvalidRequestError
 
 __all__ = [
     "CAMERA_DIRECTIVES",
+    "DEFAULT_MODEL",
     "MAX_PROMPT_LENGTH",
+    "MODELS",
     "ClientStatistics",
     "EventKind",
     "Generation",
     "GenerationRequest",
     "ItemEvent",
+    "Mode",
     "ProviderFacts",
     "Task",
     "TaskState",
@@ -32,6 +35,16 @@ __all__ = [
 
 MAX_PROMPT_LENGTH = 2000
 """Longest prompt any provider accepts, in characters."""
+
+MODELS: tuple[str, ...] = ("MiniMax-Hailuo-02", "MiniMax-Hailuo-2.3", "MiniMax-Hailuo-2.3-Fast")
+"""The models every provider serves on the same submit endpoint, canonically spelled (what each accepts there:
+:mod:`hailuo_async.providers`, ``ModelRules``)."""
+
+DEFAULT_MODEL = MODELS[0]
+"""The model a request names unless it says otherwise."""
+
+Mode = Literal["text-to-video", "image-to-video", "first-last-frame"]
+"""A generation mode, implied by the frames a request gives."""
 
 CAMERA_DIRECTIVES: tuple[str, ...] = (
     "Pan left",
@@ -53,6 +66,7 @@ CAMERA_DIRECTIVES: tuple[str, ...] = (
 """The 15 camera directives Hailuo-02 reads inside ``[...]`` in a prompt (at most 3 per bracket)."""
 
 _DIRECTIVES_BY_KEY = {" ".join(d.lower().split()): d for d in CAMERA_DIRECTIVES}
+_MODELS_BY_KEY = {m.lower(): m for m in MODELS}
 _BRACKET = re.compile(r"\[([^\[\]]*)\]")
 _RESOLUTIONS = ("512p", "768p", "1080p")
 _DURATIONS = (5, 6, 10)
@@ -99,6 +113,15 @@ def _check_prompt(prompt: str) -> None:
             )
 
 
+def canonical_model(value: object, *, parameter: str = "model") -> str:
+    """``value`` as the canonical spelling of a model name (any case, surrounding spaces ignored); raises
+    :class:`InvalidRequestError` naming ``parameter`` and the models there are."""
+    model = _MODELS_BY_KEY.get(value.strip().lower()) if isinstance(value, str) else None
+    if model is None:
+        raise InvalidRequestError(parameter, value, "one of " + ", ".join(MODELS) + " (any case)")
+    return model
+
+
 def _check_frame(parameter: str, value: object) -> str | None:
     if value is None:
         return None
@@ -128,14 +151,19 @@ class GenerationRequest(_RequestBase, frozen=True, kw_only=True):
 
         GenerationRequest("A cat on the grass [Push in]", duration=10, resolution="768p")
         GenerationRequest("She turns around", first_frame="start.jpg", last_frame="end.png")
+        GenerationRequest("A kite over dunes", model="minimax-hailuo-2.3", resolution="1080P")
 
-    ``resolution`` accepts any case and is stored lower-case (``"768p"``). Frames accept a public http(s) URL,
+    ``model`` accepts any case and is stored in its canonical spelling (``"MiniMax-Hailuo-2.3"``); ``resolution``
+    accepts any case and is stored lower-case (``"768p"``). Frames accept a public http(s) URL,
     a ``data:image/...;base64,`` URI or a local file path (``str`` or :class:`pathlib.Path`, stored as ``str``).
     Rules that hold for every provider are checked here; each provider's own limits are checked before sending.
     """
 
+    model: str = DEFAULT_MODEL
+    """One of :data:`MODELS`: ``"MiniMax-Hailuo-02"`` (the default), ``"MiniMax-Hailuo-2.3"`` or
+    ``"MiniMax-Hailuo-2.3-Fast"`` (image-to-video only); only Hailuo-02 takes 512p and a last frame."""
     duration: int | None = None
-    """Length in seconds: 5 or 10 on apimart, 6 or 10 on toapis and MiniMax."""
+    """Length in seconds: 6 or 10 (Hailuo-02 on apimart: 5 or 10)."""
     resolution: str | None = None
     """``"512p"``, ``"768p"`` or ``"1080p"`` (1080p only at the short duration)."""
     first_frame: FrameSource | None = None
@@ -150,6 +178,7 @@ class GenerationRequest(_RequestBase, frozen=True, kw_only=True):
     """Add the provider's AI-generated watermark (provider default: off)."""
 
     def __post_init__(self) -> None:
+        msgspec.structs.force_setattr(self, "model", canonical_model(self.model))
         prompt = self.prompt
         if prompt is not None:
             if not isinstance(prompt, str):
@@ -180,7 +209,7 @@ class GenerationRequest(_RequestBase, frozen=True, kw_only=True):
                 raise InvalidRequestError(name, flag, "True, False or None (provider default)")
 
     @property
-    def mode(self) -> Literal["text-to-video", "image-to-video", "first-last-frame"]:
+    def mode(self) -> Mode:
         """Generation mode implied by the frames given."""
         if self.first_frame is None:
             return "text-to-video"
@@ -309,6 +338,20 @@ class Generation(msgspec.Struct, ProviderFactsMixin, frozen=True, kw_only=True):
     """Width of the video in pixels, where the provider says (MiniMax)."""
     video_height: int | None = None
     """Height of the video in pixels, where the provider says (MiniMax)."""
+    estimated_cost: float | None = None
+    """What the client's price table said the video would cost, in US dollars, for the request's effective model,
+    resolution and duration (``None``: no price known); see :attr:`charged`."""
+
+    @property
+    def charged(self) -> float | None:
+        """What the video cost, in US dollars: the provider's reported :attr:`cost` where it gives one (apimart),
+        else the estimate (:attr:`charge_is_estimate` says which); ``None`` when neither is known."""
+        return self.cost if self.cost is not None else self.estimated_cost
+
+    @property
+    def charge_is_estimate(self) -> bool:
+        """Whether :attr:`charged` is the price table's estimate rather than a charge the provider reported."""
+        return self.cost is None and self.estimated_cost is not None
 
 
 EventKind = Literal["submitting", "submitted", "queued", "running", "completed", "failed", "downloaded"]
@@ -360,3 +403,13 @@ class ClientStatistics(msgspec.Struct, frozen=True, kw_only=True):
     """Videos saved to disk."""
     rate_limit: float | None
     """Requests per second currently allowed (``None``: unlimited so far)."""
+    spent: float = 0.0
+    """US dollars committed by the tasks this client created (running, finished, or whose submit may have created
+    one): the provider's reported charge where it gives one, else the price table's estimate; refunded failures
+    count zero. Tasks without a known price are not in it (see ``unpriced``)."""
+    spent_estimated: float = 0.0
+    """The part of ``spent`` that is an estimate from the price table, not a charge the provider reported."""
+    unpriced: int = 0
+    """Tasks this client created whose cost is unknown (no reported charge, no price): ``spent`` leaves them out."""
+    max_spend: float | None = None
+    """The client's spending cap in US dollars (``None``: no cap)."""

@@ -1,8 +1,9 @@
 """The money-safe submit: one request becomes exactly one provider task, or an error that says whether one may exist.
 
 Data flow: the client resolves local frames, then hands the request here; :class:`Submitter` builds the submit with
-the provider codec, sends it through the paced path (:mod:`._sender`), records the journal's intent right before
-the POST and the task id right after the answer, and returns a :class:`~hailuo_async._models.Task` for the poller.
+the provider codec, sends it through the paced path (:mod:`._sender`), holds the item's estimated cost against the
+spending caps and records the journal's intent right before the POST, records the task id right after the answer,
+and returns a :class:`~hailuo_async._models.Task` for the poller.
 
 Each submission is a small state machine (:class:`SubmitStage`):
 
@@ -45,6 +46,7 @@ from ._exceptions import (
 from ._http import HttpRequest
 from ._journal import JournalItem
 from ._models import GenerationRequest, Task
+from ._pricing import Reservation
 from ._retry import Retrier, submit_may_retry
 from ._sender import PacedSender
 from .providers import Provider
@@ -55,6 +57,10 @@ logger = logging.getLogger("hailuo_async")
 
 Note = Callable[..., Awaitable[None]]
 """Writes a journal item with changes: ``await note(item, state=..., ...)`` (does nothing without a journal)."""
+
+Reserve = Callable[[], Reservation]
+"""Holds the item's estimated cost against the spending caps, right before its first POST; raises
+:class:`~hailuo_async.BudgetExceededError` when that would pass one (then nothing is sent)."""
 
 _MAYBE_SENT_ERRORS = (ServerError, DecodeError, IdempotencyInProgressError)
 """Answers after which a task may exist: the provider may have created it before failing to say so."""
@@ -75,18 +81,32 @@ class SubmitStage(enum.Enum):
 class _Submission:
     """One item's submit across its attempts and look-ups."""
 
-    __slots__ = ("http", "intent_recorded", "journal_item", "key", "resends", "stage")
+    __slots__ = ("http", "intent_recorded", "journal_item", "key", "resends", "reservation", "reserve", "stage")
 
-    def __init__(self, http: HttpRequest, key: str, journal_item: JournalItem | None) -> None:
+    def __init__(self, http: HttpRequest, key: str, journal_item: JournalItem | None, reserve: Reserve | None) -> None:
         self.http = http
         self.key = key
         self.journal_item = journal_item
+        self.reserve = reserve
+        self.reservation: Reservation | None = None
         self.stage = SubmitStage.NEVER_SENT
         self.intent_recorded = False
         self.resends = 0  # sent again after a look-up found no task
 
     def may_have_been_sent(self) -> None:
         self.stage = SubmitStage.MAYBE_SENT  # sticky: a later connect failure does not undo an earlier delivery
+
+    def close(self, task_id: str | None) -> None:
+        """Settle the cost held for this submission: kept for the task it created, or may have created; freed
+        when none was."""
+        if self.reservation is None:
+            return
+        if task_id is not None:
+            self.reservation.commit(task_id)
+        elif self.stage is SubmitStage.MAYBE_SENT:
+            self.reservation.commit(self.key)
+        else:
+            self.reservation.release()
 
 
 class Submitter:
@@ -136,23 +156,30 @@ class Submitter:
         key: str,
         journal_item: JournalItem | None = None,
         look_up_first: bool = False,
+        reserve: Reserve | None = None,
     ) -> Task:
         """Submit ``resolved`` (``original`` with its local frames replaced) and return its task.
 
         ``key`` is the submission's own key: the ``Idempotency-Key`` where honoured, the look-up key where the
         provider offers one. ``look_up_first``: an earlier run may have sent it (resume): ask before sending.
-        Raises :class:`SubmissionUncertainError` when a task may exist but cannot be confirmed, or the error that
-        shows nothing was created."""
-        submission = _Submission(self.provider.build_submit(resolved, idempotency_key=key), key, journal_item)
+        ``reserve`` holds the item's estimated cost against the spending caps right before its first POST; the
+        cost stays held for a task that exists or may exist, and is freed when none was created.
+        Raises :class:`SubmissionUncertainError` when a task may exist but cannot be confirmed,
+        :class:`BudgetExceededError` when the cost would pass a cap (nothing sent), or the error that shows
+        nothing was created."""
+        submission = _Submission(self.provider.build_submit(resolved, idempotency_key=key), key, journal_item, reserve)
         if look_up_first:
             submission.may_have_been_sent()
         self.submitting += 1
+        created: str | None = None
         try:
             task_id, submitted_at = await self._until_answered(submission)
+            created = task_id
         except HailuoError as exc:
             await self._fail(submission, original, exc)
         finally:
             self.submitting -= 1
+            submission.close(created)
         self.submitted += 1
         logger.debug("hailuo_async: %s accepted task %s", self.provider.name, task_id)
         return Task(
@@ -196,6 +223,10 @@ class Submitter:
         await self.sender.acquire(submit=True)  # a cancellation here drops the item: nothing has left
         with anyio.CancelScope(shield=True) as shield:
             shield.deadline = anyio.current_time() + self.timeouts.connect + self.timeouts.read + 1.0
+            if submission.reservation is None and submission.reserve is not None:
+                # Held without awaiting anything, right before the first POST: concurrent submits each see the
+                # others' costs, so together they cannot pass a cap. Over the cap it raises; nothing is sent.
+                submission.reservation = submission.reserve()
             if not submission.intent_recorded:
                 # Committed before the POST leaves, after every wait that precedes it: an item is marked "may
                 # have been sent" only when it really may have been.

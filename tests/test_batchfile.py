@@ -169,3 +169,44 @@ def test_a_bad_line_reads_as_the_command_line_prints_it() -> None:
         "line 4, field 'prompt': invalid prompt='x': text"
     )
     assert str(BadLine(line=1, field=None, message="not valid JSON")) == "line 1: not valid JSON"
+
+
+def test_a_model_field_or_column_names_each_line_s_model(tmp_path: Path) -> None:
+    jsonl = write(
+        tmp_path / "m.jsonl",
+        '{"prompt": "a", "model": "minimax-hailuo-2.3"}\n'
+        '{"prompt": "b"}\n'
+        '{"prompt": "c", "model": "MiniMax-Hailuo-2.3-Fast", "first_frame": "https://example.com/c.jpg"}\n',
+    )
+    a, b, c = load_requests(jsonl, provider="minimax")
+    assert (a.model, b.model, c.model) == ("MiniMax-Hailuo-2.3", "MiniMax-Hailuo-02", "MiniMax-Hailuo-2.3-Fast")
+    (b_default,) = load_requests(write(tmp_path / "b.txt", "b\n"), defaults={"model": "MINIMAX-HAILUO-2.3"})
+    assert b_default.model == "MiniMax-Hailuo-2.3"
+    csv = write(tmp_path / "m.csv", "prompt,Model,resolution\nd,MiniMax-Hailuo-2.3,1080P\ne,,\n")
+    d, e = load_requests(csv, provider="toapis", defaults={"model": "MiniMax-Hailuo-2.3"})
+    assert (d.model, d.resolution, e.model) == ("MiniMax-Hailuo-2.3", "1080p", "MiniMax-Hailuo-2.3")
+
+
+def test_each_line_is_checked_against_its_model_s_rules(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "m.jsonl",
+        '{"prompt": "fine", "model": "MiniMax-Hailuo-2.3"}\n'
+        '{"prompt": "no such model", "model": "MiniMax-Hailuo-3"}\n'
+        '{"prompt": "512p", "model": "MiniMax-Hailuo-2.3", "resolution": "512p", "first_frame": "https://e.com/a.jpg"}\n'
+        '{"prompt": "no first frame", "model": "MiniMax-Hailuo-2.3-Fast"}\n'
+        '{"prompt": "last", "model": "MiniMax-Hailuo-2.3", "first_frame": "https://e.com/a.jpg", '
+        '"last_frame": "https://e.com/b.jpg"}\n',
+    )
+    with pytest.raises(BatchFileError) as info:
+        load_requests(path, provider="apimart")
+    assert [(bad.line, bad.field) for bad in info.value.bad_lines] == [
+        (2, "model"),
+        (3, "resolution"),
+        (4, "first_frame"),
+        (5, "last_frame"),
+    ]
+    assert "MiniMax-Hailuo-2.3-Fast (any case)" in info.value.bad_lines[0].message
+    assert "MiniMax-Hailuo-2.3 takes 768p or 1080p" in info.value.bad_lines[1].message
+    assert [r.prompt for r in info.value.requests] == ["fine"]
+    with pytest.raises(BatchFileError):
+        load_requests(path)  # without a provider the model's name is still checked

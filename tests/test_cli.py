@@ -633,3 +633,97 @@ def test_a_terminal_without_rich_gets_plain_lines(server: SimServer, tmp_path: P
     assert "hailuo: [" in output
     assert "1 of 1" in output
     assert output.count("pip install 'hailuo-async[cli]'") == 1
+
+
+# -- models and money ---------------------------------------------------------------------------------------------
+
+
+def on_minimax(server: SimServer) -> tuple[str, ...]:
+    return ("--provider", "minimax", "--base-url", server.urls["minimax"], "--api-key", "test", *FAST)
+
+
+def test_dry_run_sends_nothing_and_prints_the_total(server: SimServer, tmp_path: Path, tag: str) -> None:
+    items: list[dict[str, Any]] = [
+        *({"prompt": f"{tag} cat {i}"} for i in range(3)),
+        {"prompt": f"{tag} kite", "model": "minimax-hailuo-2.3", "resolution": "1080P"},
+        {"prompt": f"{tag} dunes", "duration": 10},
+    ]
+    (tmp_path / "b.jsonl").write_text("\n".join(json.dumps(i) for i in items) + "\n", encoding="utf-8")
+    base = ("batch", "b.jsonl", "--dry-run", "--provider", "minimax", "--base-url", server.urls["minimax"])
+    result = hailuo(*base, "--max-spend", "1", cwd=tmp_path)  # no API key anywhere: none is needed
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    assert "5 items in b.jsonl for minimax; nothing was sent" in text
+    assert "MiniMax-Hailuo-02 768p 6 s" in text and "3 x $0.28 = $0.84" in text
+    assert "MiniMax-Hailuo-2.3 1080p 6 s" in text and "1 x $0.49 = $0.49" in text
+    assert "MiniMax-Hailuo-02 768p 10 s" in text and "1 x $0.56 = $0.56" in text
+    assert "total" in text and "$1.89" in text
+    assert "prices: MiniMax pay-as-you-go video prices" in text
+    assert "--max-spend $1.00: the batch would stop after 3 items" in text
+    (record,) = json_lines(hailuo(*base, "--json", cwd=tmp_path).stdout)
+    assert (record["dry_run"], record["count"], record["total_usd"], record["complete"]) == (True, 5, 1.89, True)
+    prompts = [str(i["prompt"]) for i in items]
+    assert server.submits(prompts) == [0] * 5
+    assert not (tmp_path / ".hailuo-journal.sqlite").exists()
+
+
+def test_dry_run_lists_what_it_cannot_price(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "p.txt").write_text("a cat\na dog\n", encoding="utf-8")
+    assert main(["batch", str(tmp_path / "p.txt"), "--dry-run"]) == 0  # apimart publishes no per-video price
+    out = capsys.readouterr().out
+    assert "2 x unknown" in out and "2 item(s) without a known price" in out
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps({"apimart": {"MiniMax-Hailuo-02": {"768p": {"5": 0.2}}}}), encoding="utf-8")
+    assert main(["batch", str(tmp_path / "p.txt"), "--dry-run", "--prices", str(prices)]) == 0
+    out = capsys.readouterr().out
+    assert "2 x $0.20 = $0.40" in out and f"prices: --prices {prices}" in out
+    assert main(["batch", str(tmp_path / "p.txt"), "--dry-run", "--max-spend", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "--max-spend $1.00 needs every item's price" in err
+    assert "#0 (MiniMax-Hailuo-02 768p 5 s), #1 (MiniMax-Hailuo-02 768p 5 s) on apimart" in err
+
+
+def test_max_spend_stops_a_batch_and_the_summary_shows_the_spend(server: SimServer, tmp_path: Path, tag: str) -> None:
+    prompts = [f"{tag} wave {i}" for i in range(5)]
+    (tmp_path / "p.txt").write_text("\n".join(prompts) + "\n", encoding="utf-8")
+    # One at a time: MiniMax's submits are paced at 20 a minute, and a refused item then waits for no token.
+    result = hailuo("batch", "p.txt", "--max-spend", "0.6", "--concurrency", "1", *on_minimax(server), cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert sum(server.created(prompts)) == 2
+    assert "spent" in result.stdout
+    assert "$0.56 (estimated from the price table); cap $0.60" in result.stdout
+    assert result.stdout.count("NotSubmittedError: not submitted") == 3
+    assert "max_spend $0.60" in result.stdout
+
+
+def test_generate_sends_the_model(server: SimServer, tmp_path: Path, tag: str) -> None:
+    prompt = f"{tag} a kite over dunes"
+    args = ("generate", prompt, "--model", "minimax-hailuo-2.3", "--resolution", "1080P", "--out", "clips")
+    result = hailuo(*args, *on_minimax(server), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    (task,) = [t for t in server.tasks() if t["prompt"] == prompt]
+    assert task["request"]["model"] == "MiniMax-Hailuo-2.3"
+    assert task["request"]["resolution"] == "1080P"
+
+
+def test_model_and_money_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["generate", "a cat", "--model", "hailuo-3", "--api-key", "x"]) == 2
+    assert "MiniMax-Hailuo-02, MiniMax-Hailuo-2.3, MiniMax-Hailuo-2.3-Fast" in capsys.readouterr().err
+    assert main(["generate", "a cat", "--model", "MiniMax-Hailuo-2.3-Fast", "--api-key", "x"]) == 2
+    assert "missing --first-frame: MiniMax-Hailuo-2.3-Fast is image-to-video only" in capsys.readouterr().err
+    assert main(["generate", "a cat", "--model", "MiniMax-Hailuo-2.3", "--resolution", "512p", "--api-key", "x"]) == 2
+    assert "invalid --resolution '512p' for apimart: MiniMax-Hailuo-2.3 takes 768p or 1080p" in capsys.readouterr().err
+    assert main(["generate", "a cat", "--max-spend", "1", "--api-key", "x"]) == 2  # no apimart price
+    assert "needs every item's price" in capsys.readouterr().err
+    assert main(["generate", "a cat", "--max-spend", "-1", "--api-key", "x"]) == 2
+    assert "--max-spend" in capsys.readouterr().err
+    bad = tmp_path / "prices.json"
+    for content, words in [
+        ("{not json", "is not JSON"),
+        ('{"minimax": {"MiniMax-Hailuo-2.3": {"512p": {"6": 0.1}}}}', "takes: 768p, 1080p"),
+    ]:
+        bad.write_text(content, encoding="utf-8")
+        assert main(["generate", "a cat", "--provider", "minimax", "--prices", str(bad), "--api-key", "x"]) == 2
+        assert words in capsys.readouterr().err
+    assert main(["generate", "a cat", "--prices", str(tmp_path / "missing.json"), "--api-key", "x"]) == 2
+    assert "cannot read --prices" in capsys.readouterr().err

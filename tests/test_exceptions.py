@@ -21,6 +21,7 @@ from hailuo_async._exceptions import (
     BadRequestError,
     BatchError,
     BatchFileError,
+    BudgetExceededError,
     ConnectError,
     ContentPolicyError,
     DecodeError,
@@ -100,6 +101,7 @@ def sample_errors() -> list[HailuoError]:
         failed,
         GenerationTimeoutError(provider="minimax", task_id="176843862716480", waited=600.25),
         NotSubmittedError("batch stopped"),
+        BudgetExceededError(cap=1.0, committed=0.84, needed=0.28),
         JournalError("cannot write the journal j.sqlite: disk I/O error", path="j.sqlite"),
         JournalBusyError("another process holds the journal"),
         BatchFileError(
@@ -263,6 +265,20 @@ def test_not_submitted_error_keeps_cause() -> None:
     with pytest.raises(NotSubmittedError) as info:
         raise NotSubmittedError("batch stopped") from cause
     assert info.value.__cause__ is cause
+
+
+def test_budget_exceeded_error_names_the_cap_the_spend_and_the_item() -> None:
+    error = BudgetExceededError(cap=1.0, committed=0.84, needed=0.28)
+    assert (error.cap, error.committed, error.needed, error.scope) == (1.0, 0.84, 0.28, "max_spend")
+    assert str(error) == (
+        "max_spend $1.00: $0.84 committed so far plus this item's estimated $0.28 would pass the cap; "
+        "nothing more is submitted"
+    )
+    assert "$0.2928" in str(BudgetExceededError(cap=0.5, committed=0.2928, needed=0.2928))
+    stopped = NotSubmittedError("not submitted")
+    stopped.__cause__ = error
+    assert isinstance(stopped.__cause__, BudgetExceededError)
+    assert not isinstance(error, (InvalidRequestError, APIError))  # nothing was wrong with the request
 
 
 def test_batch_error() -> None:

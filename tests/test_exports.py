@@ -64,6 +64,24 @@ def test_exceptions_and_request_import_from_root() -> None:
         assert getattr(hailuo_async, name) is getattr(_exceptions, name)
 
 
+def test_models_and_money_import_from_root() -> None:
+    from hailuo_async import (
+        DEFAULT_MODEL,
+        DEFAULT_PRICES,
+        MODELS,
+        BudgetExceededError,
+        Estimate,
+        NotSubmittedError,
+        PriceTable,
+        estimate,
+    )
+
+    assert DEFAULT_MODEL in MODELS
+    assert isinstance(DEFAULT_PRICES, PriceTable)
+    assert isinstance(estimate(["a"], provider="minimax"), Estimate)
+    assert not issubclass(BudgetExceededError, NotSubmittedError)  # the cause of one, not a kind of one
+
+
 def test_version() -> None:
     assert isinstance(hailuo_async.__version__, str)
     assert hailuo_async.__version__[:1].isdigit()

@@ -923,6 +923,37 @@ def test_minimax_submit_body(request_: GenerationRequest, expected: dict[str, An
     assert submit_json("minimax", request_) == expected
 
 
+NEWER_MODEL_BODIES = [
+    (
+        "apimart",
+        GenerationRequest("A kite", model="MiniMax-Hailuo-2.3", duration=6, resolution="1080P", first_frame=DAY),
+        {"model": "MiniMax-Hailuo-2.3", "prompt": "A kite", "duration": 6, "resolution": "1080p",
+         "first_frame_image": DAY},
+    ),
+    (
+        "toapis",
+        GenerationRequest("A kite", model="minimax-hailuo-2.3-fast", duration=10, first_frame=DAY),
+        {"model": "MiniMax-Hailuo-2.3-Fast", "prompt": "A kite", "duration": 10, "image_urls": [DAY]},
+    ),
+    (
+        "minimax",
+        GenerationRequest("A kite [Push in]", model="MiniMax-Hailuo-2.3", resolution="768p"),
+        {"model": "MiniMax-Hailuo-2.3", "prompt": "A kite [Push in]", "resolution": "768P"},
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("provider_name", "request_", "expected"), NEWER_MODEL_BODIES, ids=["apimart", "toapis", "minimax"]
+)
+def test_newer_model_submit_bodies(provider_name: str, request_: GenerationRequest, expected: dict[str, Any]) -> None:
+    # The same fields as Hailuo-02's, with the request's model (docs/providers.md, "Newer models per provider").
+    get_provider(provider_name).validate(request_)
+    body = submit_json(provider_name, request_)
+    body.pop("client_business_id", None)
+    assert body == expected
+
+
 REQUESTS = [
     GenerationRequest("Just a prompt"),
     GenerationRequest(first_frame=DAY),

@@ -9,7 +9,10 @@ prints, and it uses the library as any program would: requests from :func:`~hail
 - progress goes to stdout as a live bar when stdout is a terminal and ``rich`` is installed (``pip install
   'hailuo-async[cli]'``), else to stderr as plain lines every few seconds and on each finished item; ``--quiet``
   silences it; ``-v`` sends the library's log (logger ``hailuo_async``) to stderr;
-- the API key is never printed: not in errors, not in logs, not in the resume command.
+- the API key is never printed: not in errors, not in logs, not in the resume command;
+- money: the summary shows what was spent (charged, or estimated from the price table); ``hailuo batch --dry-run``
+  checks every line and prints the estimate per model, resolution and duration and the total, sending nothing
+  (no API key needed); ``--max-spend`` refuses to start when an item has no known price (``--prices FILE``).
 
 Exit status: 0 every item succeeded, 1 some item failed (or a line was skipped), 2 usage error (bad option, bad
 input file, missing API key, unusable --out folder, unusable journal), 130 interrupted. The first Ctrl-C cancels

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .. import (
+    DEFAULT_MODEL,
     DownloadError,
     Generation,
     GenerationFailedError,
@@ -45,9 +46,9 @@ from ._output import (
     shown_path,
 )
 from ._parser import JOURNAL_NAME
-from ._report import command_lines, print_summary, report_interrupted, status_command
+from ._report import command_lines, print_estimate, print_summary, report_interrupted, status_command
 from ._run import exit_status, run_items
-from ._setup import api_key, destination, make_client, option_error, read_batch, timeout
+from ._setup import api_key, destination, estimate_for, make_client, option_error, read_batch, timeout
 
 __all__ = ["COMMANDS", "Context"]
 
@@ -123,6 +124,7 @@ def cmd_generate(args: argparse.Namespace, ctx: Context) -> int:
     try:
         request = GenerationRequest(
             args.prompt,
+            model=args.model or DEFAULT_MODEL,
             duration=args.duration,
             resolution=args.resolution,
             first_frame=args.first_frame,
@@ -134,6 +136,7 @@ def cmd_generate(args: argparse.Namespace, ctx: Context) -> int:
         check_request(request, provider)
     except InvalidRequestError as exc:
         raise option_error(exc) from None
+    estimate_for(args, provider, [request])
     key = api_key(args, provider)
     folder = destination(args.out)
     label = request.prompt or Path(str(request.first_frame)).name
@@ -186,10 +189,15 @@ def cmd_generate(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_batch(args: argparse.Namespace, ctx: Context) -> int:
-    """``hailuo batch FILE``: every item of a txt/jsonl/csv file, checked first, journaled when possible."""
+    """``hailuo batch FILE``: every item of a txt/jsonl/csv file, checked first, journaled when possible; with
+    ``--dry-run`` only checked and priced."""
     out = ctx.out
     provider = get_provider(args.provider)
     batch = read_batch(args, provider, ctx.stdin)
+    quote = estimate_for(args, provider, batch.requests)
+    if args.dry_run:
+        print_estimate(out, quote, name=batch.name, cap=args.max_spend, skipped=batch.skipped)
+        return EXIT_FAILED if batch.skipped else EXIT_OK
     key = api_key(args, provider)
     folder = None if args.out is None else destination(args.out)
     journal: Path | None = Path(args.journal) if args.journal else (folder / JOURNAL_NAME if folder else None)

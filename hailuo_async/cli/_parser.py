@@ -12,7 +12,9 @@ import math
 import os
 from collections.abc import Callable
 
-from .. import DEFAULT_POLL, __version__
+from .. import DEFAULT_MODEL, DEFAULT_POLL, MODELS, __version__
+from .._exceptions import InvalidRequestError
+from .._models import canonical_model
 from ..providers import PROVIDERS, Provider
 
 __all__ = ["DEFAULT_CONCURRENCY", "JOURNAL_NAME", "build_parser"]
@@ -45,6 +47,23 @@ def _positive_float(text: str) -> float:
     if not (value > 0 and math.isfinite(value)):
         raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
     return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text.strip().removeprefix("$"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of US dollars, got {text!r}") from None
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}")
+    return value
+
+
+def _model_name(text: str) -> str:
+    try:
+        return canonical_model(text)
+    except InvalidRequestError as exc:
+        raise argparse.ArgumentTypeError(exc.allowed) from None
 
 
 def _by_provider(value: Callable[[Provider], object]) -> str:
@@ -130,22 +149,54 @@ def _shared_options(*, connection: bool, run: bool) -> argparse.ArgumentParser:
 
 
 def _request_options(parser: argparse._ActionsContainer, *, batch: bool) -> None:
-    """``--duration`` and ``--resolution`` (for a batch: of the items that do not set their own)."""
+    """``--model``, ``--duration`` and ``--resolution`` (for a batch: of the items that do not set their own)."""
     durations = _by_provider(lambda p: " or ".join(map(str, p.durations)))
     short = _by_provider(lambda p: p.durations[0])
     which = "for items that do not set one: " if batch else ""
     parser.add_argument(
+        "--model",
+        type=_model_name,
+        metavar="MODEL",
+        help=f"{which}{', '.join(MODELS[:-1])} or {MODELS[-1]} (image-to-video only), any case "
+        f"(default: {DEFAULT_MODEL})",
+    )
+    parser.add_argument(
         "--duration",
         type=int,
         metavar="SECONDS",
-        help=f"{which}{durations} (default: the provider's, {short})",
+        help=f"{which}{durations} with {DEFAULT_MODEL}; 6 or 10 with the 2.3 models (default: the provider's, {short})",
     )
     parser.add_argument(
         "--resolution",
         metavar="RES",
-        help=f"{which}512p, 768p or 1080p, any case; 1080p only at the shorter duration "
+        help=f"{which}512p (Hailuo-02 only), 768p or 1080p, any case; 1080p only at the shorter duration "
         f"(default: the provider's, {DEFAULT_RESOLUTION} on all three)",
     )
+
+
+def _money_options(parser: argparse.ArgumentParser, *, batch: bool) -> None:
+    """``--max-spend`` and ``--prices`` (and for a batch ``--dry-run``)."""
+    money = parser.add_argument_group("money options")
+    money.add_argument(
+        "--max-spend",
+        type=_non_negative_float,
+        metavar="USD",
+        help="submit nothing that would take the spend committed so far (charged or estimated, running tasks "
+        "included) past USD dollars; every item needs a known price (default: no cap)",
+    )
+    money.add_argument(
+        "--prices",
+        metavar="FILE",
+        help="your prices, a JSON file {provider: {model: {resolution: {duration: usd}}}} replacing the built-in "
+        "ones (default: MiniMax's published prices; none for apimart and toapis)",
+    )
+    if batch:
+        money.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="check every line and print the count and the estimated cost per model, resolution and duration "
+            "and in total; send nothing, no API key needed (default: run the batch)",
+        )
 
 
 _EPILOG = (
@@ -158,7 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``hailuo`` argument parser."""
     parser = argparse.ArgumentParser(
         prog="hailuo",
-        description="Generate MiniMax Hailuo-02 videos at scale through apimart, toapis or the MiniMax API.",
+        description="Generate MiniMax Hailuo videos (Hailuo-02, 2.3, 2.3-Fast) at scale through apimart, toapis or "
+        "the MiniMax API.",
         epilog=_EPILOG,
         allow_abbrev=False,
     )
@@ -214,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument(
         "--out", default=".", metavar="DIR", help="where to save the video (default: the current folder)"
     )
+    _money_options(generate, batch=False)
 
     batch = commands.add_parser(
         "batch",
@@ -221,10 +274,11 @@ def build_parser() -> argparse.ArgumentParser:
         allow_abbrev=False,
         help="generate every item of a .txt, .jsonl or .csv file (resumable)",
         description="Generate every item of FILE. .txt: one prompt per line (blank lines and # comments skipped); "
-        ".jsonl: one JSON object per line with GenerationRequest fields (prompt, duration, resolution, "
+        ".jsonl: one JSON object per line with GenerationRequest fields (prompt, model, duration, resolution, "
         "first_frame, last_frame, prompt_optimizer, fast_pretreatment, watermark); .csv: a header row naming those "
-        "fields. Every line is checked before anything is submitted. With --out (or --journal) the batch is "
-        "journaled: running the same command again resumes it without paying twice.",
+        "fields. Every line is checked before anything is submitted; --dry-run stops there and prints what the "
+        "batch would cost. With --out (or --journal) the batch is journaled: running the same command again "
+        "resumes it without paying twice.",
     )
     batch.add_argument("file", metavar="FILE", help="the batch file, or - for stdin")
     batch.add_argument("--format", choices=("txt", "jsonl", "csv"), help="default: from the extension (stdin: txt)")
@@ -247,6 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="on resume, submit again items whose earlier submit got no answer; toapis, minimax: may pay twice "
         "(default: they fail with SubmissionUncertainError)",
     )
+    _money_options(batch, batch=True)
 
     status = commands.add_parser(
         "status",

@@ -1,7 +1,9 @@
-"""What ``hailuo`` prints when a batch ends: the summary table, the interruption report, and commands to paste.
+"""What ``hailuo`` prints when a batch ends: the summary table (with the spend), the interruption report, commands
+to paste, and what ``--dry-run`` found a batch would cost.
 
 Data flow: a :class:`~hailuo_async.cli._run.RunResult` and the client's statistics -> :func:`print_summary` (a rich
-table on a terminal, plain lines elsewhere) or :func:`report_interrupted` (always shown). Printed commands
+table on a terminal, plain lines elsewhere) or :func:`report_interrupted` (always shown); an
+:class:`~hailuo_async.Estimate` -> :func:`print_estimate`. Printed commands
 (resume, status) never carry ``--api-key``: when the key came from that option, a note names the variable instead.
 """
 
@@ -13,12 +15,16 @@ import shlex
 from collections.abc import Sequence
 from pathlib import Path
 
-from .. import HailuoClient
+import msgspec
+
+from .. import ClientStatistics, Estimate, EstimateLine, HailuoClient
+from .._exceptions import format_usd
+from .._pricing import to_micros
 from ..providers import Provider, get_provider
 from ._output import Output, duration, failure_reason, plain_table, shorten
 from ._run import RunResult
 
-__all__ = ["command_lines", "print_summary", "report_interrupted", "status_command"]
+__all__ = ["command_lines", "print_estimate", "print_summary", "report_interrupted", "spend_text", "status_command"]
 
 MAX_LISTED_FAILURES = 20
 """Failed items the summary lists before the rest are only counted."""
@@ -54,6 +60,7 @@ def print_summary(
     if stats.retries:
         detail += f", {stats.retries} retries"
     rows.append(("API requests", f"{stats.requests} ({detail})"))
+    rows.append(("spent", spend_text(stats)))
     if download_to is not None:
         saved = sum(1 for _, generation in run.successes if generation.path)
         rows.append(("videos saved", f"{saved} in {download_to}{os.sep}"))
@@ -103,6 +110,87 @@ def print_summary(
         lines.append("Videos")
         lines.extend(f"  {item}  {url}" for item, url in urls)
     out.result("\n".join(lines))
+
+
+def spend_text(stats: ClientStatistics) -> str:
+    """The client's spend for people: ``$0.84 (estimated from the price table)``, ``$1.20 (charged)``..."""
+    spent, estimated, unpriced = stats.spent, stats.spent_estimated, stats.unpriced
+    charged = spent - estimated
+    if unpriced and not spent:
+        text = "unknown"
+    elif estimated and charged > 0:
+        text = f"{format_usd(spent)} ({format_usd(charged)} charged, {format_usd(estimated)} estimated)"
+    elif estimated:
+        text = f"{format_usd(spent)} (estimated from the price table)"
+    else:
+        text = format_usd(spent) + (" (charged)" if spent else "")
+    if unpriced:
+        plural = "s" if unpriced != 1 else ""
+        text += f"; {unpriced} task{plural} without a known price not counted"
+    if stats.max_spend is not None:
+        text += f"; cap {format_usd(stats.max_spend)}"
+    return text
+
+
+def print_estimate(out: Output, quote: Estimate, *, name: str, cap: float | None, skipped: Sequence[str]) -> None:
+    """What ``hailuo batch --dry-run`` prints: the count, a line per model, resolution and duration, the total,
+    where the prices come from and where ``--max-spend`` would stop the batch; with ``--json`` one JSON object."""
+    count = len(quote.items)
+    fits = None if cap is None else _items_under(quote, cap)
+    if out.json_mode:
+        out.json(
+            {
+                "dry_run": True,
+                "file": name,
+                "provider": quote.provider,
+                "count": count,
+                "skipped": len(skipped),
+                "lines": [msgspec.to_builtins(line) for line in quote.lines()],
+                "total_usd": quote.total,
+                "complete": quote.complete,
+                "unpriced": [item.index for item in quote.unpriced],
+                "max_spend": cap,
+                "items_under_cap": fits,
+            }
+        )
+        return
+    rows = [(f"{line.model} {line.resolution} {line.duration} s", _line_cost(line)) for line in quote.lines()]
+    total = format_usd(quote.total)
+    if quote.unpriced:
+        total += f" for the priced items; {len(quote.unpriced)} item(s) without a known price (--prices FILE)"
+    rows.append(("total", total))
+    text = [f"hailuo batch --dry-run: {_items(count)} in {name} for {quote.provider}; nothing was sent"]
+    text.extend(plain_table(rows))
+    sources = sorted({i.source + (f", {i.as_of}" if i.as_of else "") for i in quote.items if i.source})
+    text.extend(f"prices: {source}" for source in sources)
+    if cap is not None and fits is not None:
+        stop = "the whole batch fits" if fits == count else f"the batch would stop after {_items(fits)}"
+        text.append(f"--max-spend {format_usd(cap)}: {stop}")
+    if skipped:
+        text.append(f"{len(skipped)} invalid line(s) skipped (--skip-invalid)")
+    out.result("\n".join(text))
+
+
+def _items(count: int) -> str:
+    return f"{count} item{'s' if count != 1 else ''}"
+
+
+def _line_cost(line: EstimateLine) -> str:
+    if line.unit_usd is None or line.subtotal_usd is None:
+        return f"{line.count} x unknown"
+    return f"{line.count} x {format_usd(line.unit_usd)} = {format_usd(line.subtotal_usd)}"
+
+
+def _items_under(quote: Estimate, cap: float) -> int:
+    """How many items, in order, fit under ``cap``: where a batch under ``--max-spend`` would stop."""
+    room, fits = to_micros(cap), 0
+    for item in quote.items:
+        needed = to_micros(item.usd or 0)
+        if needed > room:
+            break
+        room -= needed
+        fits += 1
+    return fits
 
 
 def without_api_key(words: Sequence[str]) -> list[str]:

@@ -1,15 +1,16 @@
 """From parsed options to what the library takes, checked before anything is paid for.
 
-The API key, the :class:`~hailuo_async.HailuoClient`, the ``--out`` folder and the batch file's requests (through
-:func:`~hailuo_async.load_requests`) are made here; every problem becomes one :class:`UsageError` worded in the
-command line's terms (``invalid --duration 5 for minimax: ...``), so that nothing is sent for a command that
-cannot run.
+The API key, the price table (``--prices``), the :class:`~hailuo_async.HailuoClient`, the ``--out`` folder and the
+batch file's requests (through :func:`~hailuo_async.load_requests`) are made here; every problem becomes one
+:class:`UsageError` worded in the command line's terms (``invalid --duration 5 for minimax: ...``), so that nothing
+is sent for a command that cannot run.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 from pathlib import Path
 from typing import TextIO
@@ -20,20 +21,35 @@ from .. import (
     DEFAULT_POLL,
     UNSET,
     BatchFileError,
+    Estimate,
     GenerationRequest,
     HailuoClient,
     InvalidRequestError,
     PollPolicy,
+    PriceTable,
+    estimate,
     load_requests,
 )
 from .._batchfile import format_bad_lines
 from .._config import Unset
 from .._download import check_destination
+from .._exceptions import format_usd
+from .._pricing import describe_unpriced
 from ..providers import Provider
 from ._output import UsageError, shorten
 from ._parser import DEFAULT_CONCURRENCY
 
-__all__ = ["BatchInput", "api_key", "destination", "make_client", "option_error", "read_batch", "timeout"]
+__all__ = [
+    "BatchInput",
+    "api_key",
+    "destination",
+    "estimate_for",
+    "make_client",
+    "option_error",
+    "price_table",
+    "read_batch",
+    "timeout",
+]
 
 
 def api_key(args: argparse.Namespace, provider: Provider) -> str:
@@ -51,6 +67,36 @@ def api_key(args: argparse.Namespace, provider: Provider) -> str:
         f"no API key for {provider.name}: set the {provider.env_var} environment variable "
         "(or HAILUO_API_KEY), or pass --api-key"
     )
+
+
+def price_table(args: argparse.Namespace) -> PriceTable | None:
+    """The table ``--prices FILE`` names (read and checked now, before anything is paid for); ``None`` without it:
+    the library's own prices."""
+    path: str | None = getattr(args, "prices", None)
+    if path is None:
+        return None
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        return PriceTable.from_dict(data, source=f"--prices {path}")
+    except OSError as exc:
+        raise UsageError(f"cannot read --prices {path}: {exc.strerror or exc}") from None
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"--prices {path} is not JSON: {exc.msg} at line {exc.lineno}") from None
+    except InvalidRequestError as exc:
+        raise UsageError(f"invalid --prices {path}: {shorten(str(exc.value), 60)!r}: {exc.allowed}") from None
+
+
+def estimate_for(args: argparse.Namespace, provider: Provider, requests: list[GenerationRequest]) -> Estimate:
+    """What ``requests`` would cost with ``--prices`` (or the library's prices). A ``--max-spend`` that cannot be
+    enforced (an item without a known price) is refused here, before anything is paid for."""
+    quote = estimate(requests, provider=provider, prices=price_table(args))
+    cap: float | None = getattr(args, "max_spend", None)
+    if cap is not None and quote.unpriced:
+        raise UsageError(
+            f"--max-spend {format_usd(cap)} needs every item's price; none is known for item(s) "
+            f"{describe_unpriced(provider.name, quote.unpriced)}: give them with --prices FILE (or drop the cap)"
+        )
+    return quote
 
 
 def _poll_policy(args: argparse.Namespace) -> PollPolicy:
@@ -81,6 +127,8 @@ def make_client(
             poll=_poll_policy(args),
             journal=journal,
             resubmit_uncertain=bool(getattr(args, "resubmit_uncertain", False)),
+            prices=price_table(args),
+            max_spend=getattr(args, "max_spend", None),
         )
     except InvalidRequestError as exc:
         raise UsageError(str(exc)) from None
@@ -135,7 +183,7 @@ def read_batch(args: argparse.Namespace, provider: Provider, stdin: TextIO) -> B
     the valid lines run and the bad ones are returned in :attr:`BatchInput.skipped`, unless no line is valid."""
     source: str = args.file
     name = "<stdin>" if source == "-" else source
-    defaults = {"duration": args.duration, "resolution": args.resolution}
+    defaults = {"model": args.model, "duration": args.duration, "resolution": args.resolution}
     skipped: list[str] = []
     try:
         requests = load_requests(source, format=args.format, defaults=defaults, provider=provider, stdin=stdin)

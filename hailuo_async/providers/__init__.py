@@ -1,11 +1,13 @@
 """Provider codecs: one pure module per provider behind the :class:`Provider` interface.
 
-``get_provider("apimart" | "toapis" | "minimax")`` returns the shared, stateless codec instance.
+``get_provider("apimart" | "toapis" | "minimax")`` returns the shared, stateless codec instance; ``RULES`` /
+``rules_for(provider, model)`` hold what each model accepts on each provider (:class:`ModelRules`).
 """
 
 from __future__ import annotations
 
 from ._base import MODEL, Provider, map_status_word
+from ._rules import RULES, ModelRules, rules_for
 from .apimart import Apimart
 from .minimax import Minimax
 from .toapis import Toapis
@@ -13,12 +15,15 @@ from .toapis import Toapis
 __all__ = [
     "MODEL",
     "PROVIDERS",
+    "RULES",
     "Apimart",
     "Minimax",
+    "ModelRules",
     "Provider",
     "Toapis",
     "get_provider",
     "map_status_word",
+    "rules_for",
 ]
 
 PROVIDERS: dict[str, Provider] = {p.name: p for p in (Apimart(), Toapis(), Minimax())}

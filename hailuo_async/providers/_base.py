@@ -30,11 +30,13 @@ from .._exceptions import (
     UnexpectedRedirectError,
 )
 from .._http import HttpRequest, HttpResponse, parse_retry_after, redact
-from .._models import FrameKind, GenerationRequest, TaskState, TaskStatus, frame_kind
+from .._models import DEFAULT_MODEL, FrameKind, GenerationRequest, TaskState, TaskStatus, frame_kind
+from ._rules import ModelRules
 
 __all__ = ["MODEL", "Provider", "map_status_word"]
 
-MODEL = "MiniMax-Hailuo-02"
+MODEL = DEFAULT_MODEL
+"""The model a request names unless it says otherwise (``"MiniMax-Hailuo-02"``)."""
 
 _T = TypeVar("_T")
 
@@ -206,8 +208,11 @@ class Provider(abc.ABC):
     """The provider's public API base URL."""
     env_var: ClassVar[str]
     """Environment variable holding the API key."""
-    durations: ClassVar[tuple[int, int]]
-    """(short, long) accepted durations in seconds; 1080p only at the short one."""
+    model_rules: ClassVar[dict[str, ModelRules]]
+    """What each model accepts here, by canonical model name (:data:`~hailuo_async.providers._rules.RULES`)."""
+    refunds_failed: ClassVar[bool] = False
+    """Whether a generation that fails costs nothing (documented refund); otherwise a failed task keeps its
+    estimated cost in the client's spending, which is the safe side for a spending cap."""
     frame_sources: ClassVar[frozenset[FrameKind]]
     """Frame source kinds the submit body can carry as they are (local files are uploaded or inlined first)."""
     honours_idempotency_key: ClassVar[bool] = False
@@ -226,8 +231,19 @@ class Provider(abc.ABC):
 
     # -- validation -----------------------------------------------------------------------------------------
 
+    def rules(self, model: str = DEFAULT_MODEL) -> ModelRules:
+        """What ``model`` (canonical name) accepts on this provider."""
+        return self.model_rules[model]
+
+    @property
+    def durations(self) -> tuple[int, ...]:
+        """The durations in seconds Hailuo-02 takes here, shortest (and default) first; 1080p only at the shortest.
+        Every model's own: :meth:`rules`."""
+        return self.rules().durations
+
     def validate(self, request: GenerationRequest) -> None:
-        """Raise :class:`InvalidRequestError` unless this provider accepts ``request``."""
+        """Raise :class:`InvalidRequestError` unless this provider accepts ``request`` (its model's rules:
+        :meth:`ModelRules.check`, the prompt and the frame sources)."""
         if self.prompt_required and not (request.prompt and request.prompt.strip()):
             raise InvalidRequestError(
                 "prompt",
@@ -235,18 +251,7 @@ class Provider(abc.ABC):
                 f"{self.name} requires a prompt in every mode, image-to-video too",
                 provider=self.name,
             )
-        short, long = self.durations
-        if request.duration is not None and request.duration not in (short, long):
-            raise InvalidRequestError("duration", request.duration, f"{short} or {long} seconds", provider=self.name)
-        if request.resolution == "1080p" and request.duration not in (None, short):
-            raise InvalidRequestError(
-                "duration",
-                request.duration,
-                f"1080p is only available at {short} seconds; use 512p or 768p for {long} seconds",
-                provider=self.name,
-            )
-        if request.resolution == "512p":
-            self._check_512p(request)
+        self.rules(request.model).check(request)
         for parameter, source in (("first_frame", request.first_frame), ("last_frame", request.last_frame)):
             if source is None:
                 continue
@@ -259,9 +264,6 @@ class Provider(abc.ABC):
                 raise InvalidRequestError(
                     parameter, str(source)[:40], f"{self.name} takes {allowed}", provider=self.name
                 )
-
-    def _check_512p(self, request: GenerationRequest) -> None:  # noqa: B027 - optional hook
-        """Mode restrictions at 512p; none by default."""
 
     # -- submit -------------------------------------------------------------------------------------------
 

@@ -17,7 +17,6 @@ from .._http import HttpRequest, HttpResponse
 from .._models import FrameKind, GenerationRequest, TaskState, TaskStatus
 from ._base import (
     ACCEPT_JSON,
-    MODEL,
     ErrorObject,
     Provider,
     as_float,
@@ -29,6 +28,7 @@ from ._base import (
     multipart_image,
     path_segment,
 )
+from ._rules import RULES, ModelRules
 
 __all__ = ["RESPONSE_VERSION_HEADER", "UPLOAD_URL_TTL", "Apimart"]
 
@@ -163,9 +163,10 @@ class Apimart(Provider):
     name: ClassVar[str] = "apimart"
     default_base_url: ClassVar[str] = "https://api.apimart.ai"
     env_var: ClassVar[str] = "APIMART_API_KEY"
-    durations: ClassVar[tuple[int, int]] = (5, 10)
+    model_rules: ClassVar[dict[str, ModelRules]] = RULES["apimart"]
     frame_sources: ClassVar[frozenset[FrameKind]] = frozenset({"url", "data_uri"})
     honours_idempotency_key: ClassVar[bool] = True
+    refunds_failed: ClassVar[bool] = True  # failed tasks are refunded (docs/providers.md, "Prices")
     prompt_required: ClassVar[bool] = True  # "prompt ... required" on the Hailuo-02 page (docs/providers.md, A.2)
     upload_limit: ClassVar[int | None] = 20 * 1024 * 1024
     submit_path: ClassVar[str] = "/v1/videos/generations"
@@ -175,7 +176,7 @@ class Apimart(Provider):
     ``code`` 202 and ``data`` an object ``{id, status}`` instead of a list of ``{task_id}``."""
 
     def submit_body(self, request: GenerationRequest) -> dict[str, Any]:
-        body: dict[str, Any] = {"model": MODEL, "prompt": request.prompt or ""}
+        body: dict[str, Any] = {"model": request.model, "prompt": request.prompt or ""}
         if request.duration is not None:
             body["duration"] = request.duration
         if request.resolution is not None:

@@ -14,10 +14,11 @@ from urllib.parse import quote
 
 import msgspec
 
-from .._exceptions import DecodeError, InvalidRequestError
+from .._exceptions import DecodeError
 from .._http import HttpRequest, HttpResponse
 from .._models import FrameKind, GenerationRequest, TaskState, TaskStatus
-from ._base import ACCEPT_JSON, MODEL, Provider, _BaseResp, as_size, flags, map_status_word
+from ._base import ACCEPT_JSON, Provider, _BaseResp, as_size, flags, map_status_word
+from ._rules import RULES, ModelRules
 
 __all__ = ["Minimax"]
 
@@ -57,24 +58,15 @@ class Minimax(Provider):
     name: ClassVar[str] = "minimax"
     default_base_url: ClassVar[str] = "https://api.minimax.io"
     env_var: ClassVar[str] = "MINIMAX_API_KEY"
-    durations: ClassVar[tuple[int, int]] = (6, 10)
+    model_rules: ClassVar[dict[str, ModelRules]] = RULES["minimax"]
     frame_sources: ClassVar[frozenset[FrameKind]] = frozenset({"url", "data_uri"})
     submit_path: ClassVar[str] = "/v1/video_generation"
     submit_budget_per_minute: ClassVar[float | None] = 20.0
     """Video-generation RPM for paid accounts (docs/providers.md, C.7); free accounts get 5 and learn it from
     1002s."""
 
-    def _check_512p(self, request: GenerationRequest) -> None:
-        if request.mode != "image-to-video":
-            raise InvalidRequestError(
-                "resolution",
-                request.resolution,
-                f"512p is only available for image-to-video on minimax ({request.mode} takes 768p or 1080p)",
-                provider=self.name,
-            )
-
     def submit_body(self, request: GenerationRequest) -> dict[str, Any]:
-        body: dict[str, Any] = {"model": MODEL}
+        body: dict[str, Any] = {"model": request.model}
         if request.prompt is not None:
             body["prompt"] = request.prompt
         if request.duration is not None:

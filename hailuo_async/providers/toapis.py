@@ -13,12 +13,11 @@ from typing import Any, ClassVar
 
 import msgspec
 
-from .._exceptions import DecodeError, InvalidRequestError
+from .._exceptions import DecodeError
 from .._http import HttpRequest, HttpResponse, Route
 from .._models import FrameKind, GenerationRequest, TaskState, TaskStatus
 from ._base import (
     ACCEPT_JSON,
-    MODEL,
     Provider,
     as_progress,
     first_url,
@@ -27,6 +26,7 @@ from ._base import (
     multipart_image,
     path_segment,
 )
+from ._rules import RULES, ModelRules
 
 __all__ = ["Toapis"]
 
@@ -101,24 +101,15 @@ class Toapis(Provider):
     name: ClassVar[str] = "toapis"
     default_base_url: ClassVar[str] = "https://toapis.com"
     env_var: ClassVar[str] = "TOAPIS_API_KEY"
-    durations: ClassVar[tuple[int, int]] = (6, 10)
+    model_rules: ClassVar[dict[str, ModelRules]] = RULES["toapis"]
     frame_sources: ClassVar[frozenset[FrameKind]] = frozenset({"url"})
     upload_limit: ClassVar[int | None] = 10 * 1024 * 1024
     submit_path: ClassVar[str] = "/v1/videos/generations"
     body_key_field: ClassVar[str | None] = "client_business_id"
     can_look_up_submits: ClassVar[bool] = True
 
-    def _check_512p(self, request: GenerationRequest) -> None:
-        if request.mode == "first-last-frame":
-            raise InvalidRequestError(
-                "resolution",
-                request.resolution,
-                "first-last-frame takes 768p or 1080p (512p is not supported)",
-                provider=self.name,
-            )
-
     def submit_body(self, request: GenerationRequest) -> dict[str, Any]:
-        body: dict[str, Any] = {"model": MODEL}
+        body: dict[str, Any] = {"model": request.model}
         if request.prompt is not None:
             body["prompt"] = request.prompt
         if request.duration is not None:

@@ -48,14 +48,17 @@ class ModelSpec(msgspec.Struct, frozen=True, kw_only=True):
     last_frame: bool = True
 
 
+# Written from docs/providers.md, "Newer models per provider", not from the client's own table
+# (hailuo_async/providers/_rules.py): tests/simulator/test_models.py checks that both accept the same requests.
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
         ModelSpec(name=MODEL),
         # MiniMax: 768P (default) or 1080P, 6 or 10 s, 1080P at 6 s only; text and image-to-video; only Hailuo-02
-        # does a last frame.
+        # does a last frame. apimart's and toapis' 2.3 pages say the same.
         ModelSpec(name="MiniMax-Hailuo-2.3", resolutions=("768P", "1080P"), last_frame=False),
-        # toapis' model table: image-to-video only (a first frame is required); otherwise as 2.3.
+        # toapis' 2.3 page and MiniMax's model list: image-to-video only (a first frame is required); otherwise
+        # as 2.3. apimart has no page for it: the official rules stand in.
         ModelSpec(name="MiniMax-Hailuo-2.3-Fast", resolutions=("768P", "1080P"), text_to_video=False, last_frame=False),
     )
 }

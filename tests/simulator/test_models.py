@@ -5,9 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 import aiohttp
+import msgspec
 import pytest
 
+from hailuo_async import MODELS, InvalidRequestError
+from hailuo_async.providers import get_provider
 from hailuo_async.simulator import Simulator
+from hailuo_async.simulator._providers import MODELS as SIM_MODELS
+from hailuo_async.simulator._providers import Apimart as SimApimart
+from hailuo_async.simulator._providers import Dialect
+from hailuo_async.simulator._providers import Minimax as SimMinimax
+from hailuo_async.simulator._providers import Toapis as SimToapis
+
+from ..test_models_rules import COMBOS
+from ..test_models_rules import build as build_request
 
 pytestmark = pytest.mark.anyio
 
@@ -139,3 +150,31 @@ async def test_toapis_echoes_the_model_and_minimax_sizes_the_video(
     async with http.get(url, params={"task_id": task_id}, headers=AUTH) as response:
         query = await response.json()
     assert (query["status"], query["video_width"], query["video_height"]) == ("Success", 1920, 1080)
+
+
+# -- the simulator and the client agree ------------------------------------------------------------------------
+
+DIALECTS: dict[str, Dialect] = {"apimart": SimApimart(), "toapis": SimToapis(), "minimax": SimMinimax()}
+
+
+def test_the_simulator_and_the_client_accept_the_same_requests() -> None:
+    # Every (provider, model, duration, resolution, mode): the client's rules (providers/_rules.py) and the
+    # simulator's (simulator/_providers.py), written apart from the same page, give the same verdict.
+    disagreements = []
+    for provider_name, model, duration, resolution, mode in COMBOS:
+        request = build_request(model, duration, resolution, mode)
+        provider = get_provider(provider_name)
+        try:
+            provider.validate(request)
+            client_accepts = True
+        except InvalidRequestError:
+            client_accepts = False
+        body = msgspec.json.decode(msgspec.json.encode(provider.submit_body(request)))
+        answer = DIALECTS[provider_name].validate(body)
+        if client_accepts != (not isinstance(answer, str)):
+            disagreements.append((provider_name, model, duration, resolution, mode, answer))
+    assert disagreements == []
+
+
+def test_the_simulator_serves_the_client_s_models() -> None:
+    assert set(SIM_MODELS) == set(MODELS)
