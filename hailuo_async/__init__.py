@@ -13,7 +13,7 @@ Usage::
 """
 
 from ._batchfile import BadLine, load_requests
-from ._client import HailuoClient, ItemInput, gather_generations, generate
+from ._client import HailuoClient, ItemInput
 from ._clock import Clock, FakeClock, SystemClock
 from ._config import (
     DEFAULT_POLL,
@@ -66,6 +66,7 @@ from ._models import (
     TaskState,
     TaskStatus,
 )
+from ._oneshot import gather_generations, generate
 from ._pricing import DEFAULT_PRICES, Estimate, EstimateLine, ItemEstimate, Price, PriceTable, estimate
 from ._transport import AiohttpTransport, MockTransport, StreamResponse, Transport
 from ._version import __version__

@@ -9,9 +9,11 @@ rules: finished earlier, already submitted, maybe sent, new) -> the client's mon
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +39,21 @@ from ._http import redact
 from ._journal import Journal, JournalItem, completed_fields, item_key
 from ._models import EventKind, Generation, GenerationRequest, ItemEvent, Task, TaskState, TaskStatus
 from ._poller import Outcome, Poller
-from ._pricing import SpendCap
+from ._pricing import Ledger, SpendCap
 from .providers import Provider
 
-__all__ = ["BatchRunner", "EventCallback", "ItemInput", "JournalBook", "not_submitted", "over_budget", "to_request"]
+__all__ = [
+    "BatchRunner",
+    "Closing",
+    "EventCallback",
+    "ItemInput",
+    "JournalBook",
+    "not_submitted",
+    "over_budget",
+    "priced_items",
+    "stream_outcomes",
+    "to_request",
+]
 
 logger = logging.getLogger("hailuo_async")
 
@@ -459,3 +472,84 @@ class BatchRunner:
         elif task is not None:
             await self.book.record_failure(task, outcome)
         self._finish(batch, index, outcome)
+
+
+class Closing:
+    """The client's work that must stop when it closes (batches, single submits), and a way to wait for it.
+
+    :meth:`aclose` cancels every guarded scope, so an item still waiting for a token or a submit slot is dropped
+    at once, then waits until each has unwound (a POST already on the wire finishes and is recorded)."""
+
+    def __init__(self) -> None:
+        self._open: dict[anyio.CancelScope, anyio.Event] = {}
+
+    @contextlib.contextmanager
+    def watch(self) -> Iterator[anyio.CancelScope]:
+        """A cancel scope for the caller to enter around its work; closing the client cancels it."""
+        scope = anyio.CancelScope()
+        unwound = self._open[scope] = anyio.Event()
+        try:
+            yield scope
+        finally:
+            del self._open[scope]
+            unwound.set()
+
+    async def close(self) -> None:
+        for scope in list(self._open):
+            scope.cancel()
+        for unwound in list(self._open.values()):
+            await unwound.wait()
+
+
+async def stream_outcomes(
+    tg: anyio.abc.TaskGroup, run: Callable[[Callable[[int, Outcome], None]], Awaitable[None]]
+) -> AsyncGenerator[tuple[int, Outcome], None]:
+    """``(index, outcome)`` pairs as ``run(sink)`` produces them, ``run`` running in ``tg``. Leaving the loop
+    early cancels ``run`` and waits for it to unwind (a POST on the wire finishes and is recorded); an error of
+    ``run`` is raised to the consumer once the pairs before it are out."""
+    send, receive = anyio.create_memory_object_stream[tuple[int, Outcome]](math.inf)
+    scope = anyio.CancelScope()
+    finished = anyio.Event()
+    failure: list[BaseException] = []
+
+    async def runner() -> None:
+        try:
+            with scope:
+                await run(lambda index, outcome: send.send_nowait((index, outcome)))
+        except Exception as exc:  # surfaced to the consumer below
+            failure.append(exc)
+        finally:
+            send.close()
+            finished.set()
+
+    tg.start_soon(runner)
+    try:
+        async with receive:
+            async for pair in receive:
+                yield pair
+        if failure:
+            raise failure[0]
+    finally:
+        scope.cancel()
+        with anyio.CancelScope(shield=True):
+            await finished.wait()
+
+
+def priced_items(
+    items: Iterable[ItemInput], provider: Provider, ledger: Ledger, caps: Sequence[SpendCap]
+) -> Iterable[ItemInput]:
+    """``items`` as they are without a cap; under one, read at once, and refused (:class:`InvalidRequestError`)
+    unless every valid item has a price, before anything is sent (items that are not valid fail on their own)."""
+    if not caps:
+        return items
+    listed = list(items)
+    valid: dict[int, GenerationRequest] = {}
+    for index, item in enumerate(listed):
+        try:
+            request = to_request(item, {})
+            provider.validate(request)
+        except InvalidRequestError:
+            continue
+        valid[index] = request
+    ledger.require_prices(valid, caps)
+    return listed

@@ -12,10 +12,9 @@ from __future__ import annotations
 import contextlib
 import enum
 import logging
-import math
 import os
 import uuid
-from collections.abc import AsyncGenerator, Callable, Iterable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,18 @@ import anyio.abc
 import anyio.to_thread
 import msgspec
 
-from ._batch import BatchRunner, EventCallback, ItemInput, JournalBook, Plan, over_budget, to_request
+from ._batch import (
+    BatchRunner,
+    Closing,
+    EventCallback,
+    ItemInput,
+    JournalBook,
+    Plan,
+    over_budget,
+    priced_items,
+    stream_outcomes,
+    to_request,
+)
 from ._clock import Clock, SystemClock
 from ._config import (
     DEFAULT_POLL,
@@ -35,6 +45,7 @@ from ._config import (
     RetryPolicy,
     Timeouts,
     Unset,
+    check_rates,
     resolve_api_key,
 )
 from ._download import Downloader, check_destination
@@ -43,7 +54,6 @@ from ._exceptions import (
     BudgetExceededError,
     DownloadError,
     HailuoError,
-    InvalidRequestError,
     NotSubmittedError,
 )
 from ._images import FrameResolver
@@ -59,35 +69,9 @@ from ._submit import Submitter
 from ._transport import AiohttpTransport, Transport, check_base_url
 from .providers import Provider, get_provider
 
-__all__ = ["HailuoClient", "ItemInput", "gather_generations", "generate"]
+__all__ = ["HailuoClient", "ItemInput"]
 
 logger = logging.getLogger("hailuo_async")
-
-
-CLIENT_OPTIONS = frozenset(
-    {
-        "api_key",
-        "base_url",
-        "max_concurrency",
-        "requests_per_second",
-        "submits_per_minute",
-        "timeouts",
-        "poll",
-        "retry",
-        "journal",
-        "resubmit_uncertain",
-        "download_concurrency",
-        "max_download_bytes",
-        "allow_insecure_http",
-        "transport",
-        "clock",
-        "record_to",
-        "prices",
-        "max_spend",
-    }
-)
-"""The keyword arguments of :class:`HailuoClient` that :func:`generate` passes to the client (the rest are
-request fields)."""
 
 
 class _State(enum.Enum):
@@ -101,33 +85,6 @@ class _Counters:
 
     def __init__(self) -> None:
         self.completed = self.failed = self.retries = self.downloads = 0
-
-
-class _Closing:
-    """The client's work that must stop when it closes (batches, single submits), and a way to wait for it.
-
-    :meth:`aclose` cancels every guarded scope, so an item still waiting for a token or a submit slot is dropped
-    at once, then waits until each has unwound (a POST already on the wire finishes and is recorded)."""
-
-    def __init__(self) -> None:
-        self._open: dict[anyio.CancelScope, anyio.Event] = {}
-
-    @contextlib.contextmanager
-    def watch(self) -> Iterator[anyio.CancelScope]:
-        """A cancel scope for the caller to enter around its work; closing the client cancels it."""
-        scope = anyio.CancelScope()
-        unwound = self._open[scope] = anyio.Event()
-        try:
-            yield scope
-        finally:
-            del self._open[scope]
-            unwound.set()
-
-    async def close(self) -> None:
-        for scope in list(self._open):
-            scope.cancel()
-        for unwound in list(self._open.values()):
-            await unwound.wait()
 
 
 class HailuoClient:
@@ -192,18 +149,9 @@ class HailuoClient:
     ) -> None:
         self.provider = provider if isinstance(provider, Provider) else get_provider(provider)
         self._ledger = Ledger(self.provider, as_price_table(prices), None if max_spend is None else SpendCap(max_spend))
-        if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1:
-            raise InvalidRequestError("max_concurrency", max_concurrency, "an integer >= 1")
-        if requests_per_second is not None and not (
-            isinstance(requests_per_second, (int, float)) and 0 < requests_per_second < math.inf
-        ):
-            raise InvalidRequestError("requests_per_second", requests_per_second, "a positive number or None")
         if isinstance(submits_per_minute, Unset):
             submits_per_minute = self.provider.submit_budget_per_minute
-        if submits_per_minute is not None and not (
-            isinstance(submits_per_minute, (int, float)) and 0 < submits_per_minute < math.inf
-        ):
-            raise InvalidRequestError("submits_per_minute", submits_per_minute, "a positive number or None")
+        check_rates(max_concurrency, requests_per_second, submits_per_minute)
         self.base_url = check_base_url(
             base_url or self.provider.default_base_url, allow_insecure_http=allow_insecure_http
         )
@@ -253,7 +201,7 @@ class HailuoClient:
             note=self._book.note,
             on_retry=self._count_retry,
         )
-        self._closing = _Closing()
+        self._closing = Closing()
         self._poller: Poller | None = None
         self._retrier = Retrier(retry, clock=self.clock, on_retry=self._count_retry)
         self._frames: FrameResolver | None = None
@@ -583,39 +531,13 @@ class HailuoClient:
         self._require_open()
         assert self._tg is not None
         cap, items = self._batch_cap(items, max_spend)
-        send, receive = anyio.create_memory_object_stream[tuple[int, Outcome]](math.inf)
-        scope = anyio.CancelScope()
-        finished = anyio.Event()
-        failure: list[BaseException] = []
 
-        async def runner() -> None:
-            try:
-                with scope:
-                    await self._run_batch(
-                        items,
-                        lambda index, outcome: send.send_nowait((index, outcome)),
-                        download_to=download_to,
-                        on_event=on_event,
-                        timeout=timeout,
-                        cap=cap,
-                    )
-            except Exception as exc:  # surfaced to the consumer below
-                failure.append(exc)
-            finally:
-                send.close()
-                finished.set()
+        async def run(sink: Callable[[int, Outcome], None]) -> None:
+            await self._run_batch(items, sink, download_to=download_to, on_event=on_event, timeout=timeout, cap=cap)
 
-        self._tg.start_soon(runner)
-        try:
-            async with receive:
-                async for pair in receive:
-                    yield pair
-            if failure:
-                raise failure[0]
-        finally:
-            scope.cancel()
-            with anyio.CancelScope(shield=True):
-                await finished.wait()
+        async with contextlib.aclosing(stream_outcomes(self._tg, run)) as outcomes:
+            async for pair in outcomes:
+                yield pair
 
     async def _run_batch(
         self,
@@ -639,59 +561,6 @@ class HailuoClient:
     def _batch_cap(
         self, items: Iterable[ItemInput], max_spend: float | None
     ) -> tuple[SpendCap | None, Iterable[ItemInput]]:
-        """The batch's cap, and its items, read at once when any cap applies: every valid item must have a price
-        before anything is sent (items that are not valid fail on their own later)."""
+        """The batch's cap, and its items (read at once when any cap applies: see :func:`priced_items`)."""
         cap = None if max_spend is None else SpendCap(max_spend)
-        caps = self._ledger.caps(cap)
-        if not caps:
-            return cap, items
-        listed = list(items)
-        valid: dict[int, GenerationRequest] = {}
-        for index, item in enumerate(listed):
-            try:
-                request = to_request(item, {})
-                self.provider.validate(request)
-            except InvalidRequestError:
-                continue
-            valid[index] = request
-        self._ledger.require_prices(valid, caps)
-        return cap, listed
-
-
-async def gather_generations(
-    items: Iterable[ItemInput],
-    *,
-    provider: str = "apimart",
-    return_exceptions: bool = False,
-    download_to: str | os.PathLike[str] | None = None,
-    on_event: EventCallback | None = None,
-    timeout: float | Unset | None = UNSET,
-    **client_options: Any,
-) -> list[Generation | HailuoError]:
-    """One-shot helper: open a :class:`HailuoClient` and run :meth:`~HailuoClient.gather_generations`."""
-    async with HailuoClient(provider, **client_options) as client:
-        return await client.gather_generations(
-            items, return_exceptions=return_exceptions, download_to=download_to, on_event=on_event, timeout=timeout
-        )
-
-
-async def generate(
-    request: ItemInput | None = None,
-    /,
-    *,
-    provider: str = "apimart",
-    timeout: float | Unset | None = UNSET,
-    download_to: str | os.PathLike[str] | None = None,
-    client_options: dict[str, Any] | None = None,
-    **options: Any,
-) -> Generation:
-    """One-shot helper: open a :class:`HailuoClient`, generate one video, close the client.
-
-    ``options`` are request fields (``duration=``, ``resolution=``...) or client options (``api_key=``,
-    ``base_url=``...)."""
-    merged = dict(client_options or {})
-    for name in list(options):
-        if name in CLIENT_OPTIONS:
-            merged[name] = options.pop(name)
-    async with HailuoClient(provider, **merged) as client:
-        return await client.generate(request, timeout=timeout, download_to=download_to, **options)
+        return cap, priced_items(items, self.provider, self._ledger, self._ledger.caps(cap))

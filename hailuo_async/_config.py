@@ -23,6 +23,7 @@ __all__ = [
     "RetryPolicy",
     "Timeouts",
     "Unset",
+    "check_rates",
     "resolve_api_key",
 ]
 
@@ -150,3 +151,14 @@ def resolve_api_key(env_var: str, api_key: str | None) -> str:
     raise InvalidRequestError(
         "api_key", None, f"pass api_key=... or set the {env_var} (or HAILUO_API_KEY) environment variable"
     )
+
+
+def check_rates(max_concurrency: object, requests_per_second: object, submits_per_minute: object) -> None:
+    """Raise :class:`InvalidRequestError` unless the client's concurrency and rate options are usable."""
+    if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1:
+        raise InvalidRequestError("max_concurrency", max_concurrency, "an integer >= 1")
+    for name, value in (("requests_per_second", requests_per_second), ("submits_per_minute", submits_per_minute)):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf
+        ):
+            raise InvalidRequestError(name, value, "a positive number or None")

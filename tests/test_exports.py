@@ -108,7 +108,7 @@ def test_import_has_no_deprecation_warnings() -> None:
 def test_generate_knows_every_client_option() -> None:
     import inspect
 
-    from hailuo_async._client import CLIENT_OPTIONS
+    from hailuo_async._oneshot import CLIENT_OPTIONS
 
     parameters = set(inspect.signature(hailuo_async.HailuoClient.__init__).parameters) - {"self", "provider"}
     assert parameters == CLIENT_OPTIONS
