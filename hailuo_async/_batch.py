@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,20 +25,16 @@ from ._exceptions import (
     AuthenticationError,
     BudgetExceededError,
     DownloadError,
-    GenerationFailedError,
     GenerationTimeoutError,
     HailuoError,
     InsufficientBalanceError,
     InvalidRequestError,
-    JournalError,
     NotSubmittedError,
-    SubmissionUncertainError,
 )
-from ._http import redact
-from ._journal import Journal, JournalItem, completed_fields, item_key
 from ._models import EventKind, Generation, GenerationRequest, ItemEvent, Task, TaskState, TaskStatus
 from ._poller import Outcome, Poller
 from ._pricing import Ledger, SpendCap
+from ._resume import JournalBook, Plan
 from .providers import Provider
 
 __all__ = [
@@ -64,9 +59,6 @@ EventCallback = Callable[[ItemEvent], object]
 
 FATAL = (AuthenticationError, InsufficientBalanceError)
 """Submit errors that stop a batch: nothing more can succeed with this key."""
-
-EXPIRY_MARGIN = 60.0
-"""Seconds of life a recorded video URL must have left to be returned without asking the provider again."""
 
 
 def to_request(item: object, options: dict[str, Any]) -> GenerationRequest:
@@ -122,143 +114,11 @@ class _StatusEvents:
         emit(self.callback, ItemEvent(index=self.index, kind=kind, task_id=self.task_id, progress=status.progress))
 
 
-Submit = Callable[[GenerationRequest, "Plan", Callable[[], HailuoError | None], SpendCap | None], Awaitable[Task]]
+Submit = Callable[[GenerationRequest, Plan, Callable[[], HailuoError | None], SpendCap | None], Awaitable[Task]]
 """The client's money-safe submit: ``submit(request, plan, stopped, cap)``; ``stopped`` says whether the batch
 stopped (then nothing is sent), ``cap`` is the batch's own spending cap, if any (the client's applies too)."""
 
 Download = Callable[[Generation, Path, int], Awaitable[Generation]]
-
-
-class Plan(msgspec.Struct, frozen=True, kw_only=True):
-    """What to do with one batch item, as the journal sees it."""
-
-    key: str
-    """The submission's own key (idempotency or look-up key), kept across runs."""
-    item: JournalItem | None = None
-    """The journal record to submit under (``None`` without a journal)."""
-    task: Task | None = None
-    """A task an earlier run submitted: poll it instead of submitting."""
-    outcome: Generation | HailuoError | None = None
-    """The final outcome an earlier run recorded: nothing more to do."""
-    look_up_first: bool = False
-    """An earlier run may have sent it: ask the provider before sending."""
-
-
-class JournalBook:
-    """The journal's side of batches: the resume rules and every record. Without a journal it plans fresh
-    submits and records nothing. ``journal`` is set once the client opens it."""
-
-    def __init__(self, provider: Provider, clock: Clock, *, resubmit_uncertain: bool) -> None:
-        self.provider = provider
-        self.clock = clock
-        self.resubmit_uncertain = resubmit_uncertain
-        self.journal: Journal | None = None
-
-    async def note(self, item: JournalItem | None, **changes: Any) -> None:
-        """Record ``item`` with ``changes``, if there is a journal; a cancellation waits for the write."""
-        if self.journal is None or item is None:
-            return
-        with anyio.CancelScope(shield=True):
-            await self.journal.write(msgspec.structs.replace(item, **changes))
-
-    def plan(self, request: GenerationRequest, index: int, occurrences: dict[str, int]) -> Plan:
-        """What to do with ``request``, the batch's item ``index``; raises :class:`SubmissionUncertainError`
-        when an earlier run may have created its task and that can be neither confirmed nor safely resent."""
-        journal = self.journal
-        if journal is None:
-            return Plan(key=uuid.uuid4().hex)
-        name = self.provider.name
-        canonical = f"{name}|{msgspec.json.encode(request).decode()}"
-        occurrence = occurrences.get(canonical, 0)
-        occurrences[canonical] = occurrence + 1
-        item_id = item_key(name, request, occurrence)
-        recorded = journal.get(item_id)
-        key = recorded.idempotency_key if recorded is not None and recorded.idempotency_key else uuid.uuid4().hex
-        base = JournalItem(
-            item_id=item_id,
-            provider=name,
-            request=request,
-            occurrence=occurrence,
-            batch_index=index,
-            idempotency_key=key,
-            state="intent",
-        )
-        if recorded is None:
-            return Plan(key=key, item=base)
-        outcome = self.recorded_outcome(recorded)
-        if outcome is not None:
-            return Plan(key=key, outcome=outcome)
-        if recorded.task_id and recorded.state in ("submitted", "timed_out", "completed"):
-            task = Task(
-                provider=recorded.provider,
-                task_id=recorded.task_id,
-                request=request,
-                submitted_at=recorded.submitted_at or self.clock.time(),
-                idempotency_key=recorded.idempotency_key,
-            )
-            return Plan(key=key, task=task)
-        maybe_sent = recorded.state in ("intent", "uncertain")
-        look_up_first = maybe_sent and self.provider.can_look_up_submits
-        if maybe_sent and not (look_up_first or self.provider.honours_idempotency_key or self.resubmit_uncertain):
-            raise SubmissionUncertainError(
-                f"{name}: an earlier run may have created this task (its submit got no answer); "
-                "pass resubmit_uncertain=True to submit it again",
-                request=request,
-                provider=name,
-                idempotency_key=recorded.idempotency_key,
-            )
-        item = msgspec.structs.replace(base, path=recorded.path)
-        return Plan(key=key, item=item, look_up_first=look_up_first)
-
-    def recorded_outcome(self, recorded: JournalItem) -> Outcome | None:
-        """The final outcome an earlier run recorded, if the item needs nothing more."""
-        if recorded.state == "failed" and recorded.error_type == GenerationFailedError.__name__ and recorded.task_id:
-            return GenerationFailedError(
-                recorded.error_message or "task failed", provider=recorded.provider, task_id=recorded.task_id
-            )  # error_message holds the provider's reason (see record_failure)
-        generation = recorded.generation()
-        if generation is None:
-            return None
-        if generation.path and Path(generation.path).is_file():
-            return generation
-        fresh = generation.expires_at is None or generation.expires_at > self.clock.time() + EXPIRY_MARGIN
-        return generation if fresh else None  # expired URL: poll once more for a fresh one
-
-    async def record_completed(self, generation: Generation, index: int) -> None:
-        """Record a finished item (and, once saved, its file). A journal that cannot be written any more does not
-        cost the finished video: the failure is logged and a later run polls the task again."""
-        item = self._find(generation.task_id)
-        await self._note_quietly(
-            item,
-            **completed_fields(generation),
-            path=generation.path or (item.path if item is not None else None),
-            batch_index=index,
-        )
-
-    async def record_failure(self, task: Task, error: HailuoError) -> None:
-        """Record a submitted item's failure: final for a failed generation, open for anything else."""
-        item = self._find(task.task_id)
-        state = "timed_out" if isinstance(error, GenerationTimeoutError) else "failed"
-        if not isinstance(error, (GenerationFailedError, GenerationTimeoutError)):
-            state = "submitted"  # the task exists; a later run polls it again
-        reason = error.reason if isinstance(error, GenerationFailedError) else str(error)
-        await self._note_quietly(item, state=state, error_type=type(error).__name__, error_message=redact(reason))
-
-    def _find(self, task_id: str) -> JournalItem | None:
-        """The journal's record of ``task_id``; ``None`` without a journal or when it cannot be read (logged)."""
-        try:
-            return self.journal.find_task(task_id) if self.journal is not None else None
-        except JournalError as exc:
-            logger.warning("hailuo_async: the journal could not be read; task %s is not recorded: %s", task_id, exc)
-            return None
-
-    async def _note_quietly(self, item: JournalItem | None, **changes: Any) -> None:
-        """:meth:`note` for records made after the task exists: a journal failure is logged, not raised, so it
-        never turns a finished item into a failed one (nothing is submitted on the strength of these records)."""
-        try:
-            await self.note(item, **changes)
-        except JournalError as exc:
-            logger.warning("hailuo_async: the journal could not record an item: %s", exc)
 
 
 class Batch:

@@ -28,8 +28,6 @@ from ._batch import (
     Closing,
     EventCallback,
     ItemInput,
-    JournalBook,
-    Plan,
     over_budget,
     priced_items,
     stream_outcomes,
@@ -63,6 +61,7 @@ from ._pacer import RequestPacer
 from ._poller import Outcome, Poller
 from ._pricing import Estimate, Ledger, PriceTable, PriceTableInput, SpendCap, as_price_table
 from ._record import RecordingTransport
+from ._resume import JournalBook, Plan
 from ._retry import Retrier
 from ._sender import PacedSender
 from ._submit import Submitter
