@@ -433,6 +433,16 @@ def test_the_timeout_hint_is_a_status_command_that_works_when_pasted(
     assert "running" in pasted.stdout or "queued" in pasted.stdout
 
 
+def test_record_writes_every_exchange_without_the_key(server: SimServer, tmp_path: Path, tag: str) -> None:
+    result = hailuo(
+        "generate", f"{tag} recorded", "--out", "videos", "--record", "rec", *against(server, key=SECRET), cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    files = sorted((tmp_path / "rec" / "apimart").glob("*.json"))
+    assert [path.name.split("-")[1] for path in files][:1] == ["submit"] and len(files) >= 2
+    assert all(SECRET not in path.read_text() for path in files)
+
+
 # -- failures, JSON, journal status ---------------------------------------------------------------------------
 
 

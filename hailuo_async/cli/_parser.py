@@ -95,6 +95,12 @@ def _shared_options(*, connection: bool, run: bool) -> argparse.ArgumentParser:
             help="API key (default: the provider's variable APIMART_API_KEY, TOAPIS_API_KEY or MINIMAX_API_KEY, "
             "then HAILUO_API_KEY); prefer the variable, command lines are visible to other users",
         )
+        api.add_argument(
+            "--record",
+            metavar="DIR",
+            help="also write every API request and answer as one JSON file under DIR/PROVIDER/, with the key, "
+            "credentials and URL signatures masked, to send in as test fixtures (default: none)",
+        )
     if run:
         options = common.add_argument_group("run options")
         options.add_argument(

@@ -129,6 +129,7 @@ def make_client(
             resubmit_uncertain=bool(getattr(args, "resubmit_uncertain", False)),
             prices=price_table(args),
             max_spend=getattr(args, "max_spend", None),
+            record_to=getattr(args, "record", None),
         )
     except InvalidRequestError as exc:
         raise UsageError(str(exc)) from None
