@@ -7,7 +7,7 @@
   another (``docs/providers.md, A.2, B.2 and C.2``).
 - Every test named in the docs as ``file.py::test_name`` (relative to ``tests/``) exists.
 - ``docs/architecture.md`` names every module and subpackage of ``hailuo_async/`` and every test file.
-- The numbered checklist of ``docs/reliability.md, 8`` holds every item ``tests/test_reliability.py`` cites.
+- The numbered checklist of ``docs/reliability.md, 8`` holds every item ``tests/engine/test_reliability.py`` cites.
 - Nothing in ``hailuo_async/`` or ``tests/`` refers to a document or folder outside the repository.
 
 All tests are pure: they read files of the working tree and nothing else.
@@ -114,7 +114,11 @@ CITATIONS = citations()
 def test_citations_are_found() -> None:
     # The scan itself works: the codecs cite their sections, so a broken pattern cannot pass silently.
     cited = {(c.source, c.file) for c in CITATIONS if c.sections}
-    for source in ("hailuo_async/providers/apimart.py", "hailuo_async/providers/_base.py", "tests/test_reliability.py"):
+    for source in (
+        "hailuo_async/providers/apimart.py",
+        "hailuo_async/providers/_base.py",
+        "tests/engine/test_reliability.py",
+    ):
         assert any(path == source for path, _ in cited), f"no sectioned citation found in {source}"
     assert sum(len(c.sections) for c in CITATIONS) >= 30
 
@@ -167,7 +171,9 @@ def test_architecture_names_every_module_and_subpackage() -> None:
 
 def test_architecture_lists_every_test_file() -> None:
     text = read(DOCS / "architecture.md")
-    missing = sorted(path.name for path in (REPO / "tests").glob("test_*.py") if f"`{path.name}`" not in text)
+    tests = REPO / "tests"
+    names = [path.relative_to(tests).as_posix() for path in tests.rglob("test_*.py") if "simulator" not in path.parts]
+    missing = sorted(name for name in names if f"`{name}`" not in text)
     assert not missing, f"the Tests section of docs/architecture.md does not list {missing}"
 
 
@@ -176,7 +182,9 @@ def test_reliability_checklist_holds_every_item_the_tests_cite() -> None:
     section = doc.split("\n## 8. ", 1)[1].split("\n## ", 1)[0]
     items = {int(number) for number in re.findall(r"^(\d+)\. \*\*", section, re.MULTILINE)}
     assert items == set(range(1, 29))
-    cited = {int(n) for n in re.findall(r"^# (\d+)\. ", read(REPO / "tests" / "test_reliability.py"), re.MULTILINE)}
+    cited = {
+        int(n) for n in re.findall(r"^# (\d+)\. ", read(REPO / "tests" / "engine/test_reliability.py"), re.MULTILINE)
+    }
     assert cited and cited <= items
 
 

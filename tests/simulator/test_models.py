@@ -17,8 +17,8 @@ from hailuo_async.simulator._providers import Dialect
 from hailuo_async.simulator._providers import Minimax as SimMinimax
 from hailuo_async.simulator._providers import Toapis as SimToapis
 
-from ..test_models_rules import COMBOS
-from ..test_models_rules import build as build_request
+from ..unit.test_rules import COMBOS
+from ..unit.test_rules import build as build_request
 
 pytestmark = pytest.mark.anyio
 

@@ -49,7 +49,7 @@ from hailuo_async import (
 )
 from hailuo_async.simulator import Faults, Simulator, SimulatorConfig
 
-from .conftest import SECRET
+from ..conftest import SECRET
 from .fakegw import FakeGateway, _json
 
 pytestmark = pytest.mark.anyio

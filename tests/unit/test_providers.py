@@ -38,7 +38,7 @@ from hailuo_async import (
 )
 from hailuo_async.providers import MODEL, PROVIDERS, Provider, get_provider, map_status_word
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parents[1] / "fixtures"
 PROVIDER_NAMES = ("apimart", "toapis", "minimax")
 
 Parser = Callable[[HttpResponse], object]

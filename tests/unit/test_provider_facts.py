@@ -28,7 +28,7 @@ from hailuo_async._models import ProviderFacts
 
 pytestmark = pytest.mark.anyio
 
-WILD = Path(__file__).parent / "fixtures"
+WILD = Path(__file__).parents[1] / "fixtures"
 FACT_NAMES = tuple(typing.get_type_hints(ProviderFacts))
 REQUEST = GenerationRequest("A cat on the grass", duration=6)
 FACTS = ProviderFacts(

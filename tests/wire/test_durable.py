@@ -26,7 +26,7 @@ from hailuo_async import (
 from hailuo_async.simulator import Faults, Simulator, SimulatorConfig
 from hailuo_async.simulator._cdn import mp4_bytes
 
-from .conftest import SECRET
+from ..conftest import SECRET
 
 pytestmark = pytest.mark.anyio
 
@@ -193,7 +193,7 @@ BATCH_SCRIPT = textwrap.dedent(
 async def _run_until(args: list[str], sim: Simulator, condition: str, threshold: int) -> tuple[int, str]:
     """Start the batch process, SIGKILL it once ``condition`` reaches ``threshold`` (or let it finish)."""
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[2]), env.get("PYTHONPATH")]))
     async with await anyio.open_process([sys.executable, *args], env=env, stderr=sys.stderr) as process:
         lines: list[str] = []
         assert process.stdout is not None

@@ -27,8 +27,8 @@ from PIL import Image
 from hailuo_async.cli import _demo, main
 from hailuo_async.cli._parser import build_parser
 
+from ..conftest import SECRET
 from .cliharness import SimServer, command, env, hailuo, json_lines, run, simulator, started, wait_for
-from .conftest import SECRET
 
 SIM_CONFIG: dict[str, Any] = {
     "generation": {"kind": "uniform", "low": 0.2, "high": 0.6},
@@ -560,7 +560,7 @@ def test_kill_9_mid_batch_then_the_same_command_finishes_without_creating_anythi
     assert len(videos(tmp_path / "out")) == len(prompts)
 
 
-# -- simulate, terminals (the demo runs as the README runs it: test_readme_commands.py) -------------------
+# -- simulate, terminals (the demo runs as the README runs it: cli/test_readme_commands.py) -------------------
 
 
 def test_simulate_serves_and_stops_on_ctrl_c(tmp_path: Path) -> None:

@@ -28,7 +28,7 @@ from hailuo_async import (
 )
 from hailuo_async.simulator import Faults, RateLimit, Simulator, SimulatorConfig
 
-from .conftest import SECRET
+from ..conftest import SECRET
 
 pytestmark = pytest.mark.anyio
 

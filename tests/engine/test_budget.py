@@ -35,7 +35,7 @@ from hailuo_async import (
 )
 from hailuo_async.simulator import Simulator
 
-from .conftest import SECRET
+from ..conftest import SECRET
 from .fakegw import FakeGateway, _json, maybe_sent, not_sent
 
 pytestmark = pytest.mark.anyio

@@ -15,11 +15,11 @@ from hailuo_async._record import Recording, replay
 from hailuo_async.providers import get_provider
 from hailuo_async.simulator import Simulator
 
-from .conftest import SECRET
+from ..conftest import SECRET
 
 pytestmark = pytest.mark.anyio
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parents[1] / "fixtures"
 RECORDED = sorted(FIXTURES.glob("*/recorded/*.json"))
 FAST_POLL = PollPolicy(first_check=0.1, min_interval=0.05, near_end_interval=0.1, max_interval=1.0, deadline=60)
 

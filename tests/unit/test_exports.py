@@ -10,7 +10,7 @@ from pathlib import Path
 import hailuo_async
 from hailuo_async import _exceptions
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def isort_style_key(name: str) -> tuple[int, str]:

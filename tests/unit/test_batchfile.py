@@ -1,7 +1,7 @@
 """load_requests: a batch file (.txt, .jsonl, .csv or stdin) into validated requests, or one BatchFileError.
 
-The parsers' edge cases are fuzzed in test_fuzz_batch.py; the command line's wording of these errors is tested in
-test_cli.py.
+The parsers' edge cases are fuzzed in unit/test_fuzz_batchfile.py; the command line's wording of these errors is
+tested in cli/test_cli.py.
 """
 
 from __future__ import annotations

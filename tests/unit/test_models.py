@@ -16,7 +16,7 @@ import pytest
 from hailuo_async import CAMERA_DIRECTIVES, MAX_PROMPT_LENGTH, GenerationRequest, InvalidRequestError
 from hailuo_async.providers import get_provider
 
-from .test_models_rules import Violation, verdict
+from .test_rules import Violation, verdict
 
 Mode = Literal["text-to-video", "image-to-video", "first-last-frame"]
 
@@ -88,7 +88,7 @@ def test_provider_matrix(provider_name: str, duration: int | None, resolution: s
 
 def test_matrix_is_exhaustive() -> None:
     assert len(MATRIX) == 3 * 4 * 4 * 3
-    # This matrix is Hailuo-02's, the default model; the newer models' is in test_models_rules.py.
+    # This matrix is Hailuo-02's, the default model; the newer models' is in unit/test_rules.py.
     assert build(None, None, "text-to-video").model == "MiniMax-Hailuo-02"
     # Spot-check the computed expectations against the documented tables.
     assert not documented_violations("apimart", 5, "1080p", "first-last-frame")

@@ -32,7 +32,7 @@ from hailuo_async import (
 )
 from hailuo_async.providers import Apimart, Provider, get_provider
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parents[1] / "fixtures"
 PROVIDER_NAMES = ("apimart", "toapis", "minimax")
 APIMART_VIDEO = "https://upload.apimart.ai/f/video/...-video_task_01KBS40K78KGHZ9SDBWQSGSXRK.mp4"
 
