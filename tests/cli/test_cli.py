@@ -326,7 +326,10 @@ def _unusable_folder(tmp_path: Path, case: str) -> Path:
     if case == "inside a file":
         return blocker / "videos"
     if os.geteuid() == 0:
-        pytest.skip("root writes into read-only folders")
+        # root writes into any folder whose mode forbids it; sysfs refuses new files even to root
+        if not Path("/sys/kernel").is_dir():
+            pytest.skip("root writes into read-only folders, and this machine has no sysfs to stand in")
+        return Path("/sys/kernel")
     locked = tmp_path / "locked"
     locked.mkdir()
     locked.chmod(0o500)
