@@ -140,7 +140,8 @@ class BatchFileError(InvalidRequestError):
 
 
 class APIError(HailuoError):
-    """The provider answered with an error."""
+    """The provider answered with an error. ``retry_after`` is the provider's hint, in seconds, of when to try
+    again, where the answer gives one that the library acts on (rate limits, a request still in progress)."""
 
     def __init__(
         self,
@@ -150,6 +151,7 @@ class APIError(HailuoError):
         status_code: int,
         code: str | int | None = None,
         request_id: str | None = None,
+        retry_after: float | None = None,
     ) -> None:
         detail = f"{provider} answered HTTP {status_code}"
         if code is not None:
@@ -160,6 +162,7 @@ class APIError(HailuoError):
         self.status_code = status_code
         self.code = code
         self.request_id = request_id
+        self.retry_after = retry_after
 
 
 class AuthenticationError(APIError):
@@ -172,19 +175,6 @@ class InsufficientBalanceError(APIError):
 
 class RateLimitError(APIError):
     """The provider asked us to slow down; ``retry_after`` is its hint in seconds, if any."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        provider: str,
-        status_code: int,
-        code: str | int | None = None,
-        request_id: str | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message, provider=provider, status_code=status_code, code=code, request_id=request_id)
-        self.retry_after = retry_after
 
 
 class ServerError(APIError):
@@ -203,19 +193,6 @@ class IdempotencyInProgressError(APIError):
     """apimart's 409 ``idempotency_in_progress``: a request with the same ``Idempotency-Key`` is still being
     processed. The one answer after which resending the same key is known to be safe; ``retry_after`` is the
     provider's hint in seconds, if any."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        provider: str,
-        status_code: int,
-        code: str | int | None = None,
-        request_id: str | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message, provider=provider, status_code=status_code, code=code, request_id=request_id)
-        self.retry_after = retry_after
 
 
 class UnexpectedRedirectError(APIError):

@@ -156,17 +156,13 @@ def make_api_error(
         cls = IdempotencyInProgressError
     elif cls is BadRequestError and _CONTENT_POLICY.search(f"{message} {code}"):
         cls = ContentPolicyError
+    retry_after = None
     if issubclass(cls, (RateLimitError, IdempotencyInProgressError)):
         lowered = {name.lower(): value for name, value in headers.items()}  # a hand-built answer may say Retry-After
-        return cls(
-            message,
-            provider=provider,
-            status_code=status_code,
-            code=code,
-            request_id=request_id,
-            retry_after=parse_retry_after(lowered),
-        )
-    return cls(message, provider=provider, status_code=status_code, code=code, request_id=request_id)
+        retry_after = parse_retry_after(lowered)
+    return cls(
+        message, provider=provider, status_code=status_code, code=code, request_id=request_id, retry_after=retry_after
+    )
 
 
 def snippet(body: bytes, limit: int = 200) -> str:
