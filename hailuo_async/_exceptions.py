@@ -11,7 +11,7 @@ the transport ever sees an ``aiohttp`` exception, and no exception here ever hol
     │   └── BatchFileError                 a batch file that cannot be read, or with bad lines
     │                                      (.source .bad_lines .requests)
     ├── APIError                           the provider answered with an error
-    │   │                                  (.provider .status_code .code .message .request_id)
+    │   │                                  (.provider .status_code .code .message .request_id .retry_after)
     │   ├── AuthenticationError            401/403, MiniMax 1004/2049
     │   ├── InsufficientBalanceError       402, MiniMax 1008/2056
     │   ├── RateLimitError                 429, MiniMax 1002 (.retry_after)
