@@ -67,7 +67,7 @@ from ._models import (
     TaskStatus,
 )
 from ._oneshot import gather_generations, generate
-from ._pricing import DEFAULT_PRICES, Estimate, EstimateLine, ItemEstimate, Price, PriceTable, estimate
+from ._prices import DEFAULT_PRICES, Estimate, EstimateLine, ItemEstimate, Price, PriceTable, estimate
 from ._transport import AiohttpTransport, MockTransport, StreamResponse, Transport
 from ._version import __version__
 

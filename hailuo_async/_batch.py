@@ -31,9 +31,9 @@ from ._exceptions import (
     InvalidRequestError,
     NotSubmittedError,
 )
+from ._ledger import Ledger, SpendCap
 from ._models import EventKind, Generation, GenerationRequest, ItemEvent, Task, TaskState, TaskStatus
 from ._poller import Outcome, Poller
-from ._pricing import Ledger, SpendCap
 from ._resume import JournalBook, Plan
 from .providers import Provider
 

@@ -1,17 +1,18 @@
 """HailuoClient: the facade that turns requests into finished videos, one or many at once.
 
-It owns the lifecycle (transport sessions, the shared poller's task, the journal) and wires the parts of the data
-flow together, each in its own module: local frames (:mod:`._images`) -> the money-safe submit (:mod:`._submit`)
--> the one paced call path every request takes (:mod:`._sender`) -> the shared poller (:mod:`._poller`) -> saving
-videos (:mod:`._download`); batches and journal resume live in :mod:`._batch`, prices, estimates and the spending
-caps in :mod:`._pricing`. Its statistics are gathered from those parts' own counters.
+Data flow: the client checks its options and keeps them as attributes -> :class:`~._engine.Parts` builds and wires
+the parts of the data flow from them (:mod:`._engine`), each in its own module: local frames (:mod:`._images`) ->
+the money-safe submit (:mod:`._submit`) -> the one paced call path every request takes (:mod:`._sender`) -> the
+shared poller (:mod:`._poller`) -> saving videos (:mod:`._download`); batches and journal resume live in
+:mod:`._batch`, prices and estimates in :mod:`._prices`, the spending caps in :mod:`._ledger`. The client owns the
+lifecycle (``async with``: the parts of an open client are made on entering, closed on leaving) and offers the
+public methods; its statistics are gathered from the parts' own counters.
 """
 
 from __future__ import annotations
 
 import contextlib
 import enum
-import logging
 import os
 import uuid
 from collections.abc import AsyncGenerator, Callable, Iterable
@@ -19,20 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import anyio.abc
 import anyio.to_thread
 import msgspec
 
-from ._batch import (
-    BatchRunner,
-    Closing,
-    EventCallback,
-    ItemInput,
-    over_budget,
-    priced_items,
-    stream_outcomes,
-    to_request,
-)
+from ._batch import EventCallback, ItemInput, priced_items, stream_outcomes, to_request
 from ._clock import Clock, SystemClock
 from ._config import (
     DEFAULT_POLL,
@@ -44,46 +35,26 @@ from ._config import (
     Timeouts,
     Unset,
     check_rates,
-    resolve_api_key,
 )
-from ._download import Downloader, check_destination
-from ._exceptions import (
-    BatchError,
-    BudgetExceededError,
-    DownloadError,
-    HailuoError,
-    NotSubmittedError,
-)
-from ._images import FrameResolver
+from ._download import check_destination
+from ._engine import Parts, Running, make_transport
+from ._exceptions import BatchError, DownloadError, HailuoError, NotSubmittedError
 from ._journal import Journal
-from ._models import ClientStatistics, Generation, GenerationRequest, Task, TaskState, TaskStatus
-from ._pacer import RequestPacer
+from ._ledger import Ledger, SpendCap
+from ._models import ClientStatistics, Generation, Task, TaskState, TaskStatus
 from ._poller import Outcome, Poller
-from ._pricing import Estimate, Ledger, PriceTable, PriceTableInput, SpendCap, as_price_table
-from ._record import RecordingTransport
-from ._resume import JournalBook, Plan
-from ._retry import Retrier
-from ._sender import PacedSender
-from ._submit import Submitter
-from ._transport import AiohttpTransport, Transport, check_base_url
+from ._prices import Estimate, PriceTable, PriceTableInput, as_price_table
+from ._resume import Plan
+from ._transport import Transport, check_base_url
 from .providers import Provider, get_provider
 
 __all__ = ["HailuoClient", "ItemInput"]
-
-logger = logging.getLogger("hailuo_async")
 
 
 class _State(enum.Enum):
     UNOPENED = 1
     OPEN = 2
     CLOSED = 3
-
-
-class _Counters:
-    __slots__ = ("completed", "downloads", "failed", "retries")
-
-    def __init__(self) -> None:
-        self.completed = self.failed = self.retries = self.downloads = 0
 
 
 class HailuoClient:
@@ -147,31 +118,16 @@ class HailuoClient:
         max_spend: float | None = None,
     ) -> None:
         self.provider = provider if isinstance(provider, Provider) else get_provider(provider)
-        self._ledger = Ledger(self.provider, as_price_table(prices), None if max_spend is None else SpendCap(max_spend))
+        ledger = Ledger(self.provider, as_price_table(prices), None if max_spend is None else SpendCap(max_spend))
         if isinstance(submits_per_minute, Unset):
             submits_per_minute = self.provider.submit_budget_per_minute
         check_rates(max_concurrency, requests_per_second, submits_per_minute)
         self.base_url = check_base_url(
             base_url or self.provider.default_base_url, allow_insecure_http=allow_insecure_http
         )
-        self._transport = transport
-        if transport is None:
-            api_key = resolve_api_key(self.provider.env_var, api_key)
-            self._transport = AiohttpTransport(
-                self.base_url,
-                api_key,
-                timeouts=timeouts,
-                max_connections=max(max_concurrency, poll.status_concurrency) + download_concurrency,
-                allow_insecure_http=allow_insecure_http,
-            )
-        if record_to is not None:
-            secrets = (api_key,) if api_key else ()
-            self._transport = RecordingTransport(
-                self.transport, record_to, provider=self.provider.name, secrets=secrets
-            )
         self.max_concurrency = max_concurrency
         self.requests_per_second = requests_per_second
-        self.submits_per_minute = submits_per_minute
+        self.submits_per_minute: float | None = submits_per_minute
         self.timeouts = timeouts
         self.poll = poll
         self.retry = retry
@@ -180,32 +136,12 @@ class HailuoClient:
         self.download_concurrency = download_concurrency
         self.max_download_bytes = max_download_bytes
         self.clock: Clock = clock or SystemClock()
+        transport = make_transport(
+            self, transport, api_key=api_key, record_to=record_to, allow_insecure_http=allow_insecure_http
+        )
+        self._parts = Parts(self, transport, ledger)
+        self._running: Running | None = None  # the parts of the open client
         self._state = _State.UNOPENED
-        self._tg: anyio.abc.TaskGroup | None = None
-        self._book = JournalBook(self.provider, self.clock, resubmit_uncertain=resubmit_uncertain)
-        self._counters = _Counters()
-        self._submit_slots: anyio.Semaphore | None = None
-        self._pacer = RequestPacer(
-            self.clock,
-            fixed_rate=requests_per_second,
-            submit_rate=None if submits_per_minute is None else submits_per_minute / 60.0,
-        )
-        self._sender = PacedSender(self.transport, self._pacer, rate_limit_default=retry.rate_limit_default)
-        self._submitter = Submitter(
-            self.provider,
-            self._sender,
-            retry=retry,
-            timeouts=timeouts,
-            clock=self.clock,
-            note=self._book.note,
-            on_retry=self._count_retry,
-        )
-        self._closing = Closing()
-        self._poller: Poller | None = None
-        self._retrier = Retrier(retry, clock=self.clock, on_retry=self._count_retry)
-        self._frames: FrameResolver | None = None
-        self._downloader: Downloader | None = None
-        self._batches: BatchRunner | None = None
 
     def __repr__(self) -> str:
         return f"HailuoClient({self.provider.name!r}, base_url={self.base_url!r}, api_key='***')"
@@ -215,47 +151,16 @@ class HailuoClient:
     @property
     def transport(self) -> Transport:
         """The transport in use."""
-        assert self._transport is not None
-        return self._transport
+        return self._parts.transport
 
     async def __aenter__(self) -> HailuoClient:
         if self._state is _State.CLOSED:
             raise RuntimeError("a HailuoClient cannot be reopened once closed; create a new one")
         if self._state is _State.OPEN:
             raise RuntimeError("this HailuoClient is already open")
-        self._submit_slots = anyio.Semaphore(self.max_concurrency)
-        await self.transport.open()
-        try:
-            if self.journal_path is not None:
-                self._book.journal = await Journal.open(self.journal_path)
-            self._poller = Poller(
-                provider=self.provider, sender=self._sender, policy=self.poll, retry=self.retry, clock=self.clock
-            )
-            self._frames = FrameResolver(self.provider, self._sender.send, self.retry, clock=self.clock)
-            self._downloader = Downloader(
-                self.transport,
-                retry=self.retry,
-                concurrency=self.download_concurrency,
-                max_bytes=self.max_download_bytes,
-                clock=self.clock,
-            )
-            self._batches = BatchRunner(
-                provider=self.provider,
-                poller=self._poller,
-                book=self._book,
-                submit=self._submit,
-                download=lambda generation, folder, index: self.download(generation, folder, index=index),
-                slots=self._submit_slots,
-                clock=self.clock,
-                count_outcome=self._count_outcome,
-                settle=self._ledger.settle,
-            )
-            self._tg = anyio.create_task_group()
-            await self._tg.__aenter__()
-            self._tg.start_soon(self._poller.run)
-        except BaseException:
-            await self._close_resources()
-            raise
+        self._running = await self._parts.open(
+            self, download=lambda generation, folder, index: self.download(generation, folder, index=index)
+        )
         self._state = _State.OPEN
         return self
 
@@ -264,83 +169,45 @@ class HailuoClient:
 
     async def aclose(self) -> None:
         """Stop polling and close every session and the journal. Safe to call twice."""
-        if self._state is not _State.OPEN:
-            self._state = _State.CLOSED
-            return
+        running = self._running if self._state is _State.OPEN else None
         self._state = _State.CLOSED
-        tg, self._tg = self._tg, None
-        try:
-            with anyio.CancelScope(shield=True):
-                await self._closing.close()  # queued submits dropped; POSTs on the wire answered and recorded
-            if tg is not None:
-                tg.cancel_scope.cancel()
-                await tg.__aexit__(None, None, None)
-        finally:
-            with anyio.CancelScope(shield=True):
-                await self._close_resources()
+        if running is not None:
+            await self._parts.close(running)
 
-    async def _close_resources(self) -> None:
-        try:
-            if self._book.journal is not None:
-                await self._book.journal.aclose()
-        finally:
-            await self.transport.aclose()
-
-    def _require_open(self) -> Poller:
-        if self._state is not _State.OPEN or self._poller is None:
+    def _open_parts(self) -> Running:
+        """The parts of the open client; raises :class:`RuntimeError` when it is not open."""
+        if self._state is not _State.OPEN or self._running is None:
             state = "closed" if self._state is _State.CLOSED else "not open"
             raise RuntimeError(f"HailuoClient is {state}; use it inside 'async with HailuoClient(...) as client:'")
-        return self._poller
+        return self._running
+
+    def _require_open(self) -> Poller:
+        """The open client's poller; raises :class:`RuntimeError` when it is not open."""
+        return self._open_parts().poller
 
     @property
     def journal(self) -> Journal | None:
         """The open journal, if the client was given one."""
-        return self._book.journal
+        return self._parts.book.journal
 
     # -- statistics ---------------------------------------------------------------------------------------
 
     def statistics(self) -> ClientStatistics:
         """A frozen snapshot of the client's counters."""
-        c = self._counters
-        poller = self._poller
-        submitter = self._submitter
-        spent, estimated, unpriced = self._ledger.spent()
-        return ClientStatistics(
-            submitting=submitter.submitting,
-            submitted=submitter.submitted,
-            polling=len(poller) if poller is not None else 0,
-            completed=c.completed,
-            failed=c.failed,
-            uncertain=submitter.uncertain,
-            requests=self._sender.requests,
-            status_requests=self._sender.by_route["status"],
-            retries=c.retries + (poller.errors if poller is not None else 0),
-            rate_limited=self._pacer.rate_limited,
-            uploads=self._frames.uploads if self._frames is not None else 0,
-            downloads=c.downloads,
-            rate_limit=self._pacer.current_rate,
-            spent=spent,
-            spent_estimated=estimated,
-            unpriced=unpriced,
-            max_spend=None if self._ledger.cap is None else self._ledger.cap.usd,
-        )
+        return self._parts.statistics(self._running)
 
     # -- money --------------------------------------------------------------------------------------------
 
     @property
     def prices(self) -> PriceTable:
         """The price table in use (``prices=``, else :data:`~hailuo_async.DEFAULT_PRICES`)."""
-        return self._ledger.prices
+        return self._parts.ledger.prices
 
     def estimate(self, items: Iterable[ItemInput]) -> Estimate:
         """What ``items`` (prompts or requests) would cost with this client's provider and prices, sending
         nothing: per item, the total and the items without a known price (:class:`Estimate`). An item without a
         duration or resolution is priced at the provider's default for its model."""
-        return self._ledger.estimate(items)
-
-    def _count_retry(self, exc: Exception, wait: float) -> None:
-        self._counters.retries += 1
-        logger.info("hailuo_async: retrying in %.2fs after %s", wait, type(exc).__name__)
+        return self._parts.ledger.estimate(items)
 
     # -- single tasks -------------------------------------------------------------------------------------
 
@@ -350,12 +217,13 @@ class HailuoClient:
         ``request`` is a prompt or a :class:`GenerationRequest`; ``options`` are its fields
         (``duration=``, ``resolution=``, ``first_frame=`` ...). Invalid input raises
         :class:`InvalidRequestError` before anything is sent."""
-        self._require_open()
+        running = self._open_parts()
         generation_request = to_request(request if request is not None else options.pop("prompt", None), options)
         self.provider.validate(generation_request)
-        self._ledger.require_prices({0: generation_request}, self._ledger.caps())
-        with self._closing.watch() as closing, closing:
-            return await self._submit(generation_request, Plan(key=uuid.uuid4().hex))
+        ledger = self._parts.ledger
+        ledger.require_prices({0: generation_request}, ledger.caps())
+        with self._parts.closing.watch() as closing, closing:
+            return await self._parts.submit(running.frames, generation_request, Plan(key=uuid.uuid4().hex))
         raise NotSubmittedError("not submitted: the client was closed before the request was sent")
 
     async def wait(self, task: Task, *, timeout: float | Unset | None = UNSET) -> Generation:
@@ -377,8 +245,8 @@ class HailuoClient:
         finally:
             if not box:
                 poller.untrack(task.task_id, resolve)
-        outcome = self._ledger.settle(box[0])
-        self._count_outcome(outcome)
+        outcome = self._parts.ledger.settle(box[0])
+        self._parts.counters.count_outcome(outcome)
         if isinstance(outcome, BaseException):
             raise outcome
         return outcome
@@ -390,13 +258,13 @@ class HailuoClient:
         request = self.provider.build_status(task_id)
 
         async def call() -> TaskStatus:
-            status = await self._sender.call(request, self.provider.parse_status)
+            status = await self._parts.sender.call(request, self.provider.parse_status)
             if status.state is TaskState.COMPLETED and status.video_url is None and status.file_id:
                 url, expires = await poller.fetch_url(status.file_id)
                 status = msgspec.structs.replace(status, video_url=url, expires_at=expires)
             return status
 
-        return await self._retrier(call)
+        return await self._parts.retrier(call)
 
     async def generate(
         self,
@@ -424,8 +292,7 @@ class HailuoClient:
 
         Streams through a session that carries no credentials, verifies size and MP4 signature, renames
         atomically, never overwrites a different file, and refreshes an expired URL by asking for the status."""
-        self._require_open()
-        assert self._downloader is not None
+        running = self._open_parts()
 
         async def refresh() -> Generation:
             status = await self.status(generation.task_id)
@@ -433,46 +300,9 @@ class HailuoClient:
                 raise DownloadError(f"task {generation.task_id} no longer offers its video")
             return msgspec.structs.replace(generation, video_url=status.video_url, expires_at=status.expires_at)
 
-        saved = await self._downloader.save(generation, Path(dest), index=index, refresh=refresh)
-        self._counters.downloads += 1
+        saved = await running.downloader.save(generation, Path(dest), index=index, refresh=refresh)
+        self._parts.counters.downloads += 1
         return saved
-
-    def _count_outcome(self, outcome: Outcome) -> None:
-        if isinstance(outcome, Generation):
-            self._counters.completed += 1
-        else:
-            self._counters.failed += 1
-
-    # -- submitting ---------------------------------------------------------------------------------------
-
-    async def _submit(
-        self,
-        request: GenerationRequest,
-        plan: Plan,
-        stopped: Callable[[], HailuoError | None] | None = None,
-        cap: SpendCap | None = None,
-    ) -> Task:
-        """Resolve local frames, then submit under the money-safety rules (:mod:`._submit`) as ``plan`` says.
-        ``stopped`` tells whether the batch stopped meanwhile (then nothing is sent); the item's estimated cost is
-        held against the client's cap and ``cap`` (the batch's) right before the POST."""
-        assert self._frames is not None
-        resolved = await self._frames.resolve(request)
-        fatal = stopped() if stopped is not None else None
-        if fatal is not None:
-            raise NotSubmittedError("the batch stopped before this item was sent") from fatal
-        caps = self._ledger.caps(cap)
-        try:
-            self._ledger.check(request, caps)  # over a cap already: fail now rather than after the pacer's wait
-            return await self._submitter.submit(
-                request,
-                resolved,
-                key=plan.key,
-                journal_item=plan.item,
-                look_up_first=plan.look_up_first,
-                reserve=lambda: self._ledger.reserve(request, caps),
-            )
-        except BudgetExceededError as exc:
-            raise over_budget(exc) from exc
 
     # -- batches ------------------------------------------------------------------------------------------
 
@@ -527,14 +357,13 @@ class HailuoClient:
         Leaving the loop early stops submitting and stops polling this batch (use ``contextlib.aclosing`` to
         make that immediate). A batch refused under ``max_spend`` (an item without a price) raises its
         :class:`InvalidRequestError` from the first iteration."""
-        self._require_open()
-        assert self._tg is not None
+        running = self._open_parts()
         cap, items = self._batch_cap(items, max_spend)
 
         async def run(sink: Callable[[int, Outcome], None]) -> None:
             await self._run_batch(items, sink, download_to=download_to, on_event=on_event, timeout=timeout, cap=cap)
 
-        async with contextlib.aclosing(stream_outcomes(self._tg, run)) as outcomes:
+        async with contextlib.aclosing(stream_outcomes(running.tasks, run)) as outcomes:
             async for pair in outcomes:
                 yield pair
 
@@ -548,12 +377,11 @@ class HailuoClient:
         timeout: float | Unset | None,
         cap: SpendCap | None,
     ) -> None:
-        self._require_open()
-        assert self._batches is not None
+        running = self._open_parts()
         deadline = self.poll.deadline if isinstance(timeout, Unset) else timeout
         folder = None if download_to is None else await anyio.to_thread.run_sync(check_destination, download_to)
-        with self._closing.watch() as closing:
-            await self._batches.run(
+        with self._parts.closing.watch() as closing:
+            await running.batches.run(
                 items, sink, download_to=folder, on_event=on_event, deadline=deadline, closing=closing, cap=cap
             )
 
@@ -562,4 +390,5 @@ class HailuoClient:
     ) -> tuple[SpendCap | None, Iterable[ItemInput]]:
         """The batch's cap, and its items (read at once when any cap applies: see :func:`priced_items`)."""
         cap = None if max_spend is None else SpendCap(max_spend)
-        return cap, priced_items(items, self.provider, self._ledger, self._ledger.caps(cap))
+        ledger = self._parts.ledger
+        return cap, priced_items(items, self.provider, ledger, ledger.caps(cap))

@@ -45,8 +45,8 @@ from ._exceptions import (
 )
 from ._http import HttpRequest
 from ._journal import JournalItem
+from ._ledger import Reservation
 from ._models import GenerationRequest, Task
-from ._pricing import Reservation
 from ._retry import Retrier, submit_may_retry
 from ._sender import PacedSender
 from .providers import Provider

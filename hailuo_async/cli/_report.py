@@ -19,7 +19,7 @@ import msgspec
 
 from .. import ClientStatistics, Estimate, EstimateLine, HailuoClient
 from .._exceptions import format_usd
-from .._pricing import to_micros
+from .._prices import to_micros
 from ..providers import Provider, get_provider
 from ._output import Output, duration, failure_reason, plain_table, shorten
 from ._run import RunResult

@@ -1,7 +1,7 @@
 """What each model accepts on each provider: one frozen :class:`ModelRules` per (provider, model), as data.
 
 :meth:`Provider.validate <hailuo_async.providers.Provider.validate>` refuses a request against its model's rules
-before anything is sent, and the pricing (:mod:`hailuo_async._pricing`) reads the same rules for the duration and
+before anything is sent, and the pricing (:mod:`hailuo_async._prices`) reads the same rules for the duration and
 resolution a request without them gets. Every rule comes from the provider's documentation
 (docs/providers.md, "Newer models per provider"); where a gateway's page for a model could not be found, the
 official API's rules stand in.

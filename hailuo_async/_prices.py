@@ -1,47 +1,43 @@
-"""Money before and while it is spent: price tables, estimates, and the spending cap.
+"""What videos cost: the published price tables with their sources, and estimates of what items will cost.
 
 Data flow: a request -> its model's rules on the provider (:mod:`hailuo_async.providers`, ``ModelRules``) give the
-duration and resolution it will really get -> a :class:`PriceTable` gives their price -> :func:`estimate` adds the
-items up into an :class:`Estimate`. While a client runs, its :class:`Ledger` holds each submit's estimated cost
-against the caps (:class:`SpendCap`) right before the POST (:class:`Reservation`), keeps it for every task created,
-replaces it by the provider's reported charge when the task finishes, and drops it when a refunded failure costs
-nothing. Amounts are kept in whole micro-dollars, so that sums and caps are exact. No I/O.
+duration and resolution it will really get -> a :class:`PriceTable` (:data:`DEFAULT_PRICES`, or the user's
+``prices=``) gives their :class:`Price` -> :func:`estimate` adds the items up into an :class:`Estimate`, sending
+nothing. While a client runs, its ledger (:mod:`._ledger`) looks each submit's price up here and holds it against
+the spending caps. Amounts are added in whole micro-dollars (:func:`to_micros`), so that sums are exact. No I/O.
 
 Prices come from published price lists only (docs/providers.md, "Prices"); a price that is not known stays unknown.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import TypeAlias
+from typing import TypeAlias, TypeGuard
 
 import msgspec
 
-from ._exceptions import (
-    BudgetExceededError,
-    GenerationFailedError,
-    HailuoError,
-    InvalidRequestError,
-)
-from ._models import Generation, GenerationRequest, canonical_model
+from ._exceptions import InvalidRequestError
+from ._models import GenerationRequest, canonical_model
 from .providers import RULES, Provider, get_provider
 
 __all__ = [
     "DEFAULT_PRICES",
+    "USER_SOURCE",
     "Estimate",
     "EstimateLine",
     "ItemEstimate",
-    "Ledger",
     "Price",
+    "PriceKey",
     "PriceTable",
     "PriceTableData",
     "PriceTableInput",
-    "Reservation",
-    "SpendCap",
+    "as_price_table",
+    "describe_unpriced",
     "estimate",
+    "is_usd",
     "to_micros",
+    "to_usd",
 ]
 
 _MICROS = 1_000_000
@@ -60,8 +56,14 @@ def to_micros(usd: float) -> int:
     return round(usd * _MICROS)
 
 
-def _usd(micros: int) -> float:
+def to_usd(micros: int) -> float:
+    """``micros`` micro-dollars as US dollars."""
     return micros / _MICROS
+
+
+def is_usd(value: object) -> TypeGuard[float]:
+    """Whether ``value`` is an amount of US dollars: a number (not a bool), finite and >= 0."""
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value) and value >= 0
 
 
 class Price(msgspec.Struct, frozen=True, kw_only=True):
@@ -102,7 +104,7 @@ def _price_key(provider: object, model: object, resolution: object, duration: ob
 
 
 def _price_value(key: PriceKey, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value >= 0):
+    if not is_usd(value):
         provider, model, resolution, duration = key
         raise InvalidRequestError(
             "prices", value, f"a price in US dollars >= 0 (for {model} {resolution} {duration} s on {provider})"
@@ -294,7 +296,7 @@ class Estimate(msgspec.Struct, frozen=True, kw_only=True):
         lines = []
         for (model, resolution, duration), members in groups.items():
             unit = members[0].usd
-            subtotal = None if unit is None else _usd(to_micros(unit) * len(members))
+            subtotal = None if unit is None else to_usd(to_micros(unit) * len(members))
             lines.append(
                 EstimateLine(
                     model=model,
@@ -349,7 +351,7 @@ def estimate(
     return Estimate(
         provider=codec.name,
         items=tuple(priced),
-        total=_usd(total),
+        total=to_usd(total),
         unpriced=tuple(i for i in priced if i.usd is None),
     )
 
@@ -359,186 +361,3 @@ def describe_unpriced(provider: str, unpriced: Sequence[ItemEstimate], *, limit:
     shown = [f"#{i.index} ({i.model} {i.resolution} {i.duration} s)" for i in unpriced[:limit]]
     more = len(unpriced) - limit
     return ", ".join(shown) + (f" and {more} more" if more > 0 else "") + f" on {provider}"
-
-
-# -- spending: caps, reservations, the ledger ------------------------------------------------------------------
-
-
-class SpendCap:
-    """One spending cap (``max_spend``) and what is held against it: the costs of the tasks committed under it
-    and of the submits on their way."""
-
-    __slots__ = ("held", "limit", "scope")
-
-    def __init__(self, usd: float, *, scope: str = "max_spend") -> None:
-        if isinstance(usd, bool) or not isinstance(usd, (int, float)) or not (math.isfinite(usd) and usd >= 0):
-            raise InvalidRequestError(scope, usd, "a number of US dollars >= 0, or None for no cap")
-        self.limit = to_micros(usd)
-        self.scope = scope
-        self.held = 0
-
-    @property
-    def usd(self) -> float:
-        """The cap in US dollars."""
-        return _usd(self.limit)
-
-
-@dataclasses.dataclass(eq=False)
-class _Entry:
-    """One task's cost: the estimate, the reported charge once known, and what is held against the caps."""
-
-    estimate: int | None
-    caps: tuple[SpendCap, ...]
-    charged: int | None = None
-    held: int = 0
-
-    def hold(self, amount: int) -> None:
-        """Hold ``amount`` against the caps instead of what was held so far."""
-        for cap in self.caps:
-            cap.held += amount - self.held
-        self.held = amount
-
-    def totals(self) -> tuple[int, int, int]:
-        """``(spent, estimated part, unpriced)`` this task adds to a client's spending."""
-        if self.charged is not None:
-            return self.charged, 0, 0
-        if self.estimate is not None:
-            return self.estimate, self.estimate, 0
-        return 0, 0, 1
-
-
-class Reservation:
-    """One submit's estimated cost, held against every cap from right before its POST.
-
-    :meth:`commit` once a task exists (or may exist: the cost stays held); :meth:`release` when none was created."""
-
-    __slots__ = ("_entry", "_ledger", "_open")
-
-    def __init__(self, ledger: Ledger, entry: _Entry) -> None:
-        self._ledger = ledger
-        self._entry = entry
-        self._open = True
-
-    def commit(self, key: str) -> None:
-        """A task exists (``key``: its task id), or may (``key``: the submit's own key): keep its cost."""
-        if self._open:
-            self._open = False
-            self._ledger.keep(key, self._entry)
-
-    def release(self) -> None:
-        """No task was created: free what was held."""
-        if self._open:
-            self._open = False
-            self._entry.hold(0)
-
-
-class Ledger:
-    """What one client's tasks cost: held against the caps before each POST, then each task's estimate, replaced
-    by the provider's reported charge when it finishes (zero for a failure the provider refunds).
-
-    Every step runs without awaiting, so concurrent submits cannot pass a cap together: each reservation sees
-    every other one made before it. A task's entry lives while its cost may still change (running, or timed out
-    and maybe waited on again); a settled one is folded into running totals, so a long run keeps no per-item
-    state."""
-
-    def __init__(self, provider: Provider, prices: PriceTable, cap: SpendCap | None = None) -> None:
-        self.provider = provider
-        self.prices = prices
-        self.cap = cap
-        self._open: dict[str, _Entry] = {}
-        self._settled = (0, 0, 0)  # spent, estimated, unpriced of the settled tasks
-
-    def estimate(self, items: Iterable[str | GenerationRequest]) -> Estimate:
-        """:func:`estimate` with this ledger's provider and prices."""
-        return estimate(items, provider=self.provider, prices=self.prices)
-
-    def caps(self, batch: SpendCap | None = None) -> tuple[SpendCap, ...]:
-        """The caps a submit must fit: the client's and ``batch``'s, where set."""
-        return tuple(cap for cap in (self.cap, batch) if cap is not None)
-
-    def require_prices(self, requests: Mapping[int, GenerationRequest], caps: Sequence[SpendCap]) -> None:
-        """Refuse to start under a cap when an item has no price: :class:`InvalidRequestError` naming the cap and
-        the items (``requests`` maps each item's number in its batch to its request)."""
-        if not caps:
-            return
-        numbers = list(requests)
-        unpriced = [
-            msgspec.structs.replace(item, index=numbers[item.index])
-            for item in self.estimate(requests.values()).unpriced
-        ]
-        if unpriced:
-            cap = min(caps, key=lambda c: c.limit)
-            raise InvalidRequestError(
-                cap.scope,
-                cap.usd,
-                f"a cap needs every item's price; none is known for item(s) "
-                f"{describe_unpriced(self.provider.name, unpriced)}: give them with prices= (or drop the cap)",
-                provider=self.provider.name,
-            )
-
-    def check(self, request: GenerationRequest, caps: Sequence[SpendCap]) -> int | None:
-        """``request``'s estimated cost in micro-dollars (``None``: unknown), once it is known to fit every cap
-        now. Raises :class:`BudgetExceededError` when it would pass one, :class:`InvalidRequestError` when a cap
-        is set and the request has no price. Holds nothing: only :meth:`reserve` does."""
-        _, _, price = self.prices.price_of(self.provider, request)
-        amount = None if price is None else to_micros(price.usd)
-        if amount is None and caps:
-            self.require_prices({0: request}, caps)
-        for cap in caps:
-            if amount is not None and cap.held + amount > cap.limit:
-                raise BudgetExceededError(cap=cap.usd, committed=_usd(cap.held), needed=_usd(amount), scope=cap.scope)
-        return amount
-
-    def reserve(self, request: GenerationRequest, caps: Sequence[SpendCap]) -> Reservation:
-        """Hold ``request``'s estimated cost against ``caps`` right before its POST: :meth:`check`, then hold,
-        with nothing awaited in between. Raises as :meth:`check` does (nothing is held then)."""
-        amount = self.check(request, caps)
-        entry = _Entry(estimate=amount, caps=tuple(caps))
-        entry.hold(amount or 0)
-        return Reservation(self, entry)
-
-    def settle(self, outcome: Generation | HailuoError) -> Generation | HailuoError:
-        """Record a task's end and return ``outcome``, a :class:`Generation` with its ``estimated_cost`` set.
-
-        A reported ``cost`` replaces the estimate; a :class:`GenerationFailedError` costs nothing where the
-        provider refunds failures; anything else (a timeout, a task whose end is unknown) keeps the estimate."""
-        task_id = getattr(outcome, "task_id", None)
-        entry = self._open.get(task_id) if isinstance(task_id, str) else None
-        if entry is None:
-            return outcome
-        if isinstance(outcome, Generation):
-            if outcome.cost is not None:
-                entry.charged = to_micros(outcome.cost)
-                entry.hold(entry.charged)
-            if outcome.estimated_cost is None and entry.estimate is not None:
-                outcome = msgspec.structs.replace(outcome, estimated_cost=_usd(entry.estimate))
-        elif isinstance(outcome, GenerationFailedError):
-            if self.provider.refunds_failed:
-                entry.charged = 0
-                entry.hold(0)
-        else:
-            return outcome  # a timeout or an unknown end: the task may still finish and cost; keep it open
-        self._fold(str(task_id), entry)
-        return outcome
-
-    def keep(self, key: str, entry: _Entry) -> None:
-        """Keep ``entry`` as the cost of the task ``key`` names (its task id, or the submit's own key when a task
-        may exist without one), until the task ends (:meth:`settle`)."""
-        self._open[key] = entry
-
-    def _fold(self, key: str, entry: _Entry) -> None:
-        del self._open[key]
-        self._settled = _add(self._settled, entry.totals())
-
-    def spent(self) -> tuple[float, float, int]:
-        """``(spent, estimated part, unpriced tasks)`` over every task committed (see
-        :class:`~hailuo_async.ClientStatistics`)."""
-        totals = self._settled
-        for entry in self._open.values():
-            totals = _add(totals, entry.totals())
-        spent, estimated, unpriced = totals
-        return _usd(spent), _usd(estimated), unpriced
-
-
-def _add(a: tuple[int, int, int], b: tuple[int, int, int]) -> tuple[int, int, int]:
-    return a[0] + b[0], a[1] + b[1], a[2] + b[2]
