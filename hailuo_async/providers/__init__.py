@@ -1,12 +1,13 @@
 """Provider codecs: one pure module per provider behind the :class:`Provider` interface.
 
 ``get_provider("apimart" | "toapis" | "minimax")`` returns the shared, stateless codec instance; ``RULES`` /
-``rules_for(provider, model)`` hold what each model accepts on each provider (:class:`ModelRules`).
+``rules_for(provider, model)`` hold what each model accepts on each provider (:class:`ModelRules`);
+:class:`WebhookEvent` is what a codec reads from a webhook delivery.
 """
 
 from __future__ import annotations
 
-from ._base import MODEL, Provider, map_status_word
+from ._base import MODEL, Provider, WebhookEvent, WebhookKind, map_status_word
 from ._rules import RULES, ModelRules, rules_for
 from .apimart import Apimart
 from .minimax import Minimax
@@ -21,6 +22,8 @@ __all__ = [
     "ModelRules",
     "Provider",
     "Toapis",
+    "WebhookEvent",
+    "WebhookKind",
     "get_provider",
     "map_status_word",
     "rules_for",

@@ -2,7 +2,9 @@
 
 A codec is pure: it builds :class:`~hailuo_async._http.HttpRequest` values and reads
 :class:`~hailuo_async._http.HttpResponse` values, raising only the library's exceptions. The engine calls it;
-the transport carries what it builds.
+the transport carries what it builds. On the receiving side of a webhook it does the same for what a provider
+POSTs to us: :meth:`Provider.check_webhook` verifies a delivery's signature and :meth:`Provider.parse_webhook`
+turns its body into a :class:`WebhookEvent`; :mod:`hailuo_async._webhook` does the HTTP around them.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import abc
 import re
 import uuid
 from collections.abc import Mapping
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 from urllib.parse import quote
 
 import msgspec
@@ -33,7 +35,7 @@ from .._http import HttpRequest, HttpResponse, parse_retry_after, redact
 from .._models import DEFAULT_MODEL, FrameKind, GenerationRequest, TaskState, TaskStatus, frame_kind
 from ._rules import ModelRules
 
-__all__ = ["MODEL", "Provider", "map_status_word"]
+__all__ = ["MODEL", "Provider", "WebhookEvent", "WebhookKind", "map_status_word"]
 
 MODEL = DEFAULT_MODEL
 """The model a request names unless it says otherwise (``"MiniMax-Hailuo-02"``)."""
@@ -77,6 +79,31 @@ def flags(request: GenerationRequest, *, watermark: str) -> dict[str, bool]:
 def map_status_word(word: str) -> TaskState | None:
     """The common state for a provider's status word, or ``None`` when the word is unknown."""
     return _STATUS_WORDS.get(word.strip().lower())
+
+
+WebhookKind = Literal["status", "challenge", "test"]
+"""What a webhook delivery is: a task's new status, MiniMax's challenge before a task is created, or toapis's
+``endpoint.test``."""
+
+
+class WebhookEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """One webhook delivery, decoded by :meth:`Provider.parse_webhook`.
+
+    A ``"status"`` event carries ``task_id`` and ``status``: apimart's is the full status (the body is its status
+    answer, video URL included); MiniMax's has the state and the ``file_id`` (the URL still comes from
+    ``files/retrieve``); toapis's has the state only (no URL, no failure detail), so one status check follows a
+    terminal one. A ``"challenge"`` event carries the string to echo; a ``"test"`` event nothing to act on."""
+
+    kind: WebhookKind
+    """``"status"``, ``"challenge"`` or ``"test"``."""
+    task_id: str | None = None
+    """The provider's task id (``"status"`` events)."""
+    status: TaskStatus | None = None
+    """What the delivery says about the task (``"status"`` events)."""
+    challenge: str | None = None
+    """The string MiniMax expects echoed as ``{"challenge": ...}`` (``"challenge"`` events)."""
+    event_id: str | None = None
+    """The provider's id of this delivery, where it gives one (toapis); retries of a delivery repeat it."""
 
 
 class ErrorObject(msgspec.Struct):
@@ -224,6 +251,11 @@ class Provider(abc.ABC):
     """Whether the provider documents ``prompt`` as required even when a first frame is given."""
     submit_budget_per_minute: ClassVar[float | None] = None
     """Documented submit rate limit, used as the default submit budget."""
+    callback_field: ClassVar[tuple[str, ...] | None] = None
+    """Where the submit body carries a webhook URL, as a path of keys (apimart ``("webhook",)``, toapis
+    ``("metadata", "callback_url")``); ``None`` when the provider takes none."""
+    webhook_suffix: ClassVar[str] = ""
+    """What the provider appends to the webhook URL it was given before POSTing (apimart ``"/callback"``)."""
 
     # -- validation -----------------------------------------------------------------------------------------
 
@@ -269,8 +301,12 @@ class Provider(abc.ABC):
 
     submit_path: ClassVar[str]
 
-    def build_submit(self, request: GenerationRequest, *, idempotency_key: str | None = None) -> HttpRequest:
-        """The submit request for a validated ``request`` whose frames are already URLs or data URIs."""
+    def build_submit(
+        self, request: GenerationRequest, *, idempotency_key: str | None = None, callback_url: str | None = None
+    ) -> HttpRequest:
+        """The submit request for a validated ``request`` whose frames are already URLs or data URIs;
+        ``callback_url`` (an absolute http(s) URL) goes where :attr:`callback_field` says, next to whatever the body
+        already holds there."""
         for parameter, source in (("first_frame", request.first_frame), ("last_frame", request.last_frame)):
             if source is not None and frame_kind(str(source)) == "file":
                 raise InvalidRequestError(
@@ -282,8 +318,25 @@ class Provider(abc.ABC):
         fields = self.submit_body(request)
         if idempotency_key is not None and self.body_key_field is not None:
             fields[self.body_key_field] = idempotency_key
+        if callback_url is not None:
+            self._put_callback(fields, callback_url)
         body = msgspec.json.encode(fields)
         return HttpRequest(method="POST", path=self.submit_path, route="submit", headers=headers, body=body)
+
+    def _put_callback(self, fields: dict[str, Any], callback_url: str) -> None:
+        """Put ``callback_url`` into the submit body at :attr:`callback_field`, merging into any object there."""
+        if self.callback_field is None:
+            raise InvalidRequestError("callback_url", callback_url, f"{self.name} takes no webhook URL")
+        if not isinstance(callback_url, str) or not re.match(r"https?://[^/?#\s]+", callback_url, re.IGNORECASE):
+            raise InvalidRequestError("callback_url", callback_url, "an absolute http(s) URL", provider=self.name)
+        *parents, leaf = self.callback_field
+        target = fields
+        for key in parents:
+            inner = target.get(key)
+            if not isinstance(inner, dict):
+                inner = target[key] = {}
+            target = inner
+        target[leaf] = callback_url
 
     @abc.abstractmethod
     def parse_submit(self, response: HttpResponse) -> str:
@@ -323,6 +376,27 @@ class Provider(abc.ABC):
         """The task id the looked-up submit created, or ``None`` when the provider says no task carries the key
         (HTTP 404). Any other error answer raises its :class:`APIError`."""
         raise NotImplementedError(f"{self.name} cannot look a submit up by the client's key")
+
+    # -- webhooks -----------------------------------------------------------------------------------------
+
+    def check_webhook(self, headers: Mapping[str, str], body: bytes, *, secret: str | None, now: float) -> bool:
+        """Whether a delivery's signature holds (``now``: Unix time). Providers that sign nothing accept every
+        delivery here; the receiver's unguessable path is then what authenticates it."""
+        return True
+
+    def parse_webhook(self, body: bytes) -> WebhookEvent:
+        """The event a webhook delivery's body describes; raises :class:`DecodeError` for a malformed one."""
+        raise NotImplementedError(f"{self.name} has no webhook")
+
+    def webhook_status(self, body: bytes) -> TaskStatus:
+        """A webhook body that has the shape of a status answer (apimart, MiniMax), read by :meth:`parse_status`;
+        an error inside it is a malformed delivery (:class:`DecodeError`), not an API error."""
+        try:
+            return self.parse_status(HttpResponse(status=200, headers={}, body=body))
+        except APIError as exc:
+            raise DecodeError(
+                f"{self.name}: webhook body reports an error ({type(exc).__name__})", provider=self.name
+            ) from None
 
     # -- uploads ------------------------------------------------------------------------------------------
 

@@ -3,7 +3,9 @@
 Submit ``POST /v1/videos/generations`` -> ``data[0].task_id`` (legacy answers) or ``data.id`` (response version
 2026-07-27, HTTP 202); status ``GET /v1/tasks/{id}`` -> ``{code, data}`` with the video at
 ``data.result.videos[0].url[0]`` (an array, sometimes a plain string). Errors come as HTTP errors or inside a 2xx
-envelope (``{"code": 400, "error": {...}}``). Honours ``Idempotency-Key``. See docs/providers.md, section A.
+envelope (``{"code": 400, "error": {...}}``). Honours ``Idempotency-Key``. Webhook: the submit's ``webhook`` base
+URL gets ``<webhook>/callback`` POSTs on terminal states, each body a status answer, unsigned. See
+docs/providers.md, section A (A.5 for the webhook).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from ._base import (
     ACCEPT_JSON,
     ErrorObject,
     Provider,
+    WebhookEvent,
     as_float,
     as_progress,
     as_size,
@@ -170,6 +173,8 @@ class Apimart(Provider):
     prompt_required: ClassVar[bool] = True  # "prompt ... required" on the Hailuo-02 page (docs/providers.md, A.2)
     upload_limit: ClassVar[int | None] = 20 * 1024 * 1024
     submit_path: ClassVar[str] = "/v1/videos/generations"
+    callback_field: ClassVar[tuple[str, ...] | None] = ("webhook",)
+    webhook_suffix: ClassVar[str] = "/callback"
     response_version: ClassVar[str | None] = None
     """The ``X-APIMart-Response-Version`` sent with submits and status checks; ``None`` sends none and gets the
     legacy shapes. Both shapes are read whatever this says: ``"2026-07-27"`` answers a submit with HTTP 202,
@@ -188,8 +193,12 @@ class Apimart(Provider):
         body.update(flags(request, watermark="watermark"))
         return body
 
-    def build_submit(self, request: GenerationRequest, *, idempotency_key: str | None = None) -> HttpRequest:
-        return self._versioned(super().build_submit(request, idempotency_key=idempotency_key))
+    def build_submit(
+        self, request: GenerationRequest, *, idempotency_key: str | None = None, callback_url: str | None = None
+    ) -> HttpRequest:
+        return self._versioned(
+            super().build_submit(request, idempotency_key=idempotency_key, callback_url=callback_url)
+        )
 
     def parse_submit(self, response: HttpResponse) -> str:
         answer = self._open(_decode_submit, response)
@@ -244,6 +253,16 @@ class Apimart(Provider):
             video_width=as_size(video.width) if video is not None else None,
             video_height=as_size(video.height) if video is not None else None,
         )
+
+    def parse_webhook(self, body: bytes) -> WebhookEvent:
+        """A delivery to ``<webhook>/callback``: the body is the task's status answer (docs/providers.md, A.5), so
+        the event carries the full status, video URL included."""
+        response = HttpResponse(status=200, headers={}, body=body)
+        answer = self.decode(_decode_status, response)
+        task = answer.data if answer.data is not None else self.decode(_decode_task, response)
+        if task.id is None or str(task.id) == "":
+            raise DecodeError("apimart: webhook body carries no task id", provider=self.name)
+        return WebhookEvent(kind="status", task_id=str(task.id), status=self.webhook_status(body))
 
     def build_upload(self, filename: str, content_type: str, data: bytes) -> HttpRequest:
         header, body = multipart_image({}, filename, content_type, data)

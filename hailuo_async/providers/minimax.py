@@ -4,7 +4,9 @@ Submit ``POST /v1/video_generation`` -> ``task_id``; status ``GET /v1/query/vide
 ``Preparing|Queueing|Processing|Success|Fail`` and a ``file_id``; then ``GET /v1/files/retrieve?file_id=`` ->
 ``file.download_url``. Errors usually arrive as HTTP 200 with a non-zero ``base_resp.status_code``. Answers for
 unfinished tasks may carry ``file_id: ""`` and ``video_width``/``video_height`` of 0: not there yet.
-See docs/providers.md, section C.
+Webhook: ``callback_url`` first gets ``{"challenge": ...}`` to echo within 3 s (else the create fails with 2013),
+then one unsigned POST per state change in the query's shape. See docs/providers.md, section C (C.7 for the
+callback).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import msgspec
 from .._exceptions import DecodeError
 from .._http import HttpRequest, HttpResponse
 from .._models import FrameKind, GenerationRequest, TaskState, TaskStatus
-from ._base import ACCEPT_JSON, Provider, _BaseResp, as_size, flags, map_status_word
+from ._base import ACCEPT_JSON, Provider, WebhookEvent, _BaseResp, as_size, flags, map_status_word
 from ._rules import RULES, ModelRules
 
 __all__ = ["Minimax"]
@@ -52,6 +54,14 @@ _decode_query = msgspec.json.Decoder(_QueryAnswer, strict=False)
 _decode_retrieve = msgspec.json.Decoder(_RetrieveAnswer, strict=False)
 
 
+class _Callback(msgspec.Struct):
+    challenge: str | None = None
+    task_id: str | int | None = None
+
+
+_decode_callback = msgspec.json.Decoder(_Callback, strict=False)
+
+
 class Minimax(Provider):
     """The official MiniMax API."""
 
@@ -61,6 +71,7 @@ class Minimax(Provider):
     model_rules: ClassVar[dict[str, ModelRules]] = RULES["minimax"]
     frame_sources: ClassVar[frozenset[FrameKind]] = frozenset({"url", "data_uri"})
     submit_path: ClassVar[str] = "/v1/video_generation"
+    callback_field: ClassVar[tuple[str, ...] | None] = ("callback_url",)
     submit_budget_per_minute: ClassVar[float | None] = 20.0
     """Video-generation RPM for paid accounts (docs/providers.md, C.7); free accounts get 5 and learn it from
     1002s."""
@@ -128,6 +139,17 @@ class Minimax(Provider):
             video_width=as_size(answer.video_width),
             video_height=as_size(answer.video_height),
         )
+
+    def parse_webhook(self, body: bytes) -> WebhookEvent:
+        """``{"challenge": ...}`` before the task exists (a ``"challenge"`` event: echo it), else a status change in
+        the query's shape, read as :meth:`parse_status` reads it (status words in any case; ``file_id`` once
+        finished). docs/providers.md, C.7."""
+        callback = self.decode(_decode_callback, HttpResponse(status=200, headers={}, body=body))
+        if callback.challenge is not None:
+            return WebhookEvent(kind="challenge", challenge=callback.challenge)
+        if callback.task_id is None or str(callback.task_id) == "":
+            raise DecodeError("minimax: callback body carries no task_id", provider=self.name)
+        return WebhookEvent(kind="status", task_id=str(callback.task_id), status=self.webhook_status(body))
 
     def build_fetch(self, file_id: str) -> HttpRequest:
         return HttpRequest(

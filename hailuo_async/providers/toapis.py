@@ -4,11 +4,18 @@ Submit ``POST /v1/videos/generations`` -> flat ``{id, object: "generation.task",
 ``GET /v1/videos/generations/{id}`` (flat) with the video at ``result.data[0].url``, else ``result.url``, else
 ``url``. Options ride in ``metadata``; frames must be public URLs (no base64). Every submit carries the client's
 own id as ``client_business_id``, and ``GET /v1/videos/generations/{client_business_id}`` finds the task it
-created, which settles a submit whose answer was lost. See docs/providers.md, section B and "Additions".
+created, which settles a submit whose answer was lost. Webhook: ``metadata.callback_url`` gets signed POSTs
+(``X-ToAPIs-Webhook-*`` headers, HMAC-SHA256) for ``generation.completed`` / ``generation.failed`` /
+``endpoint.test``, without the video URL. See docs/providers.md, section B (B.6 for the webhook) and "Additions".
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import math
+import re
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import msgspec
@@ -19,6 +26,7 @@ from .._models import FrameKind, GenerationRequest, TaskState, TaskStatus
 from ._base import (
     ACCEPT_JSON,
     Provider,
+    WebhookEvent,
     as_progress,
     first_url,
     flags,
@@ -28,7 +36,38 @@ from ._base import (
 )
 from ._rules import RULES, ModelRules
 
-__all__ = ["Toapis"]
+__all__ = [
+    "SIGNATURE_HEADER",
+    "SIGNATURE_TOLERANCE",
+    "TIMESTAMP_HEADER",
+    "WEBHOOK_ID_HEADER",
+    "Toapis",
+    "sign_webhook",
+]
+
+WEBHOOK_ID_HEADER = "X-ToAPIs-Webhook-Id"
+"""Header carrying a delivery's event id (signed; retries of a delivery repeat it)."""
+TIMESTAMP_HEADER = "X-ToAPIs-Webhook-Timestamp"
+"""Header carrying the Unix time (seconds) a delivery was signed."""
+SIGNATURE_HEADER = "X-ToAPIs-Webhook-Signature"
+"""Header carrying ``v1=<hex>``, or ``v1=<hex>,v1=<hex>`` for 24 h after the key's secret was rotated."""
+SIGNATURE_TOLERANCE = 300.0
+"""Largest gap in seconds, either way, between a delivery's timestamp and our clock (toapis publishes none;
+five minutes is common practice, docs/providers.md, "Additions")."""
+
+_EVENT_STATES: dict[str, TaskState] = {
+    "generation.completed": TaskState.COMPLETED,
+    "generation.failed": TaskState.FAILED,
+}
+_TEST_EVENT = "endpoint.test"
+_TIMESTAMP = re.compile(r"[0-9]{1,15}")
+
+
+def sign_webhook(secret: str, event_id: str, timestamp: str, body: bytes) -> str:
+    """The lowercase hex HMAC-SHA256 toapis puts after ``v1=``: keyed with ``secret``, over
+    ``event_id + "." + timestamp + "." + body`` (the raw body bytes)."""
+    message = f"{event_id}.{timestamp}.".encode() + body
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
 class _LegacyItem(msgspec.Struct):
@@ -73,6 +112,19 @@ class _StatusAnswer(_Task):
     data: _Task | None = None
 
 
+class _WebhookData(msgspec.Struct):
+    task_id: str | int | None = None
+    task_type: str | None = None
+    model: str | None = None
+    status: str = ""
+
+
+class _WebhookBody(msgspec.Struct):
+    id: str | int | None = None
+    type: str = ""
+    data: _WebhookData | None = None
+
+
 class _UploadData(msgspec.Struct):
     url: str
 
@@ -87,6 +139,7 @@ class _UploadAnswer(msgspec.Struct):
 _decode_submit = msgspec.json.Decoder(_SubmitAnswer, strict=False)
 _decode_status = msgspec.json.Decoder(_StatusAnswer, strict=False)
 _decode_upload = msgspec.json.Decoder(_UploadAnswer, strict=False)
+_decode_webhook = msgspec.json.Decoder(_WebhookBody, strict=False)
 
 
 class Toapis(Provider):
@@ -107,6 +160,7 @@ class Toapis(Provider):
     submit_path: ClassVar[str] = "/v1/videos/generations"
     body_key_field: ClassVar[str | None] = "client_business_id"
     can_look_up_submits: ClassVar[bool] = True
+    callback_field: ClassVar[tuple[str, ...] | None] = ("metadata", "callback_url")
 
     def submit_body(self, request: GenerationRequest) -> dict[str, Any]:
         body: dict[str, Any] = {"model": request.model}
@@ -192,6 +246,51 @@ class Toapis(Provider):
         self.raise_for_error(response)
         answer = self.decode(_decode_status, response)
         return answer.data if answer.data is not None and not answer.status else answer
+
+    def check_webhook(self, headers: Mapping[str, str], body: bytes, *, secret: str | None, now: float) -> bool:
+        """Whether the delivery is signed with ``secret`` (docs/providers.md, B.6): its timestamp within
+        :data:`SIGNATURE_TOLERANCE` of ``now`` and any of its ``v1=`` signatures equal to
+        :func:`sign_webhook`'s, compared in constant time. Without a secret nothing is accepted."""
+        if not secret:
+            return False
+        lowered = {name.lower(): value for name, value in headers.items()}
+        event_id = lowered.get(WEBHOOK_ID_HEADER.lower(), "")
+        timestamp = lowered.get(TIMESTAMP_HEADER.lower(), "").strip()
+        signature = lowered.get(SIGNATURE_HEADER.lower(), "")
+        if not event_id or not signature or _TIMESTAMP.fullmatch(timestamp) is None:
+            return False
+        sent = float(timestamp)
+        if not (math.isfinite(now) and abs(now - sent) <= SIGNATURE_TOLERANCE):
+            return False
+        expected = sign_webhook(secret, event_id, timestamp, body).encode()
+        matched = False
+        for entry in signature.split(","):
+            version, _, digest = entry.strip().partition("=")
+            if version.strip().lower() == "v1":
+                # Every entry is compared (no early exit) so the time taken says nothing about which one matched.
+                matched |= hmac.compare_digest(expected, digest.strip().lower().encode("utf-8", "replace"))
+        return matched
+
+    def parse_webhook(self, body: bytes) -> WebhookEvent:
+        """A signed delivery (check it with :meth:`check_webhook` first): ``endpoint.test`` is a ``"test"`` event;
+        any other event is a ``"status"`` event whose state comes from ``data.status``, else from the event type.
+        It carries no video URL or failure detail: a status check follows a terminal one."""
+        answer = self.decode(_decode_webhook, HttpResponse(status=200, headers={}, body=body))
+        event_type = answer.type.strip().lower()
+        event_id = None if answer.id is None or str(answer.id) == "" else str(answer.id)
+        if event_type == _TEST_EVENT:
+            return WebhookEvent(kind="test", event_id=event_id)
+        data = answer.data
+        if data is None or data.task_id is None or str(data.task_id) == "":
+            raise DecodeError("toapis: webhook body carries no data.task_id", provider=self.name)
+        word = data.status.strip()
+        state = (map_status_word(word) if word else None) or _EVENT_STATES.get(event_type) or TaskState.RUNNING
+        status = TaskStatus(
+            state=state,
+            provider_status=word or answer.type,
+            error="task failed" if state is TaskState.FAILED else None,
+        )
+        return WebhookEvent(kind="status", task_id=str(data.task_id), status=status, event_id=event_id)
 
     def build_upload(self, filename: str, content_type: str, data: bytes) -> HttpRequest:
         header, body = multipart_image({"purpose": "generation"}, filename, content_type, data)
