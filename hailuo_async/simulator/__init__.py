@@ -13,8 +13,8 @@ Test your own code against it: it is a real ``aiohttp.web`` server, written from
         sim.stats(); sim.tasks; sim.update_config(faults=Faults())
 
 Or from a shell: ``python -m hailuo_async.simulator [--port N] [--cdn-port N] [--config JSON|FILE] [--drift ...]
-[--submit-delay S] [--progress SHAPE] [--queue-fraction SHARE|LOW,HIGH]`` prints one JSON line with the base URLs
-and serves until SIGINT/SIGTERM.
+[--submit-delay S] [--progress SHAPE] [--queue-fraction SHARE|LOW,HIGH] [--webhook-...]`` prints one JSON line with
+the base URLs and serves until SIGINT/SIGTERM.
 
 **Models.** ``MiniMax-Hailuo-02`` (512P/768P/1080P; first and last frame), ``MiniMax-Hailuo-2.3`` (768P/1080P;
 text or image-to-video) and ``MiniMax-Hailuo-2.3-Fast`` (as 2.3, image-to-video only), each validated in the
@@ -63,16 +63,32 @@ every API route but uploads: a token bucket (``burst``), a fixed window or a sli
 with a ``Retry-After`` that tells the true wait (whole seconds, or milliseconds with ``retry_after="exact"``), and
 is counted in ``rate_limited``.
 
+**Webhooks** (:mod:`._webhooks`, configured by ``webhooks``: :class:`Webhooks`). A submit that names a callback URL
+gets the provider's documented webhooks: apimart (top-level ``webhook``) POSTs its ``GET /v1/tasks/{id}`` answer to
+``<webhook>/callback`` once the task completes or fails; toapis (``metadata.callback_url``) POSTs a
+``generation.completed`` / ``generation.failed`` event signed with ``X-ToAPIs-Webhook-Id``, ``-Timestamp`` and
+``-Signature: v1=<hex>[,v1=<hex>]`` (HMAC-SHA256 with ``toapis_secret``, and ``toapis_previous_secret`` after a
+rotation, over ``id.timestamp.body``); MiniMax (``callback_url``) first POSTs ``{"challenge": ...}`` and creates the
+task only if the answer echoes it within ``challenge_timeout`` (otherwise ``base_resp`` 2013 "invalid params, fail
+to check callback url" and no task), then POSTs ``processing`` and ``success`` / ``failed``. Seeded faults:
+``drop``, ``duplicate``, ``delay``, ``reorder``; a timeout, connection error or 5xx is retried after each of
+``retry_delays`` (10, 30, 60 s by default), a 4xx never. ``POST /_sim/webhooks/test`` with ``{"url": ...}`` sends
+toapis' ``endpoint.test`` event. Loopback URLs on any port are accepted (``apimart_port_check`` refuses other
+hosts' ports but 80 and 443, as apimart does), and toapis' same-origin rule applies once ``toapis_default_url`` is
+set. Stopping the simulator cancels every pending delivery.
+
 **Stats** (``sim.stats()`` or ``GET /_sim/stats``): route keys in ``requests_by_route`` are ``apimart.submit``,
 ``apimart.status``, ``apimart.upload``, ``apimart.models``, ``apimart.model_docs``, ``apimart.model_schema``,
 ``toapis.submit``, ``toapis.status``, ``toapis.upload``, ``minimax.submit``, ``minimax.status``, ``minimax.retrieve``,
 ``<provider>.unknown``, ``cdn.video``, ``cdn.upload`` and ``cdn.other``; ``client_id_lookups`` counts toapis status
-requests answered through a ``client_business_id``.
-Other control endpoints on the API port: ``POST /_sim/reset``, ``GET /_sim/tasks``, ``GET /_sim/config`` and
-``POST /_sim/config`` (a JSON object merged into the current config).
+requests answered through a ``client_business_id``; ``webhooks_sent`` (POSTs, every attempt), ``webhooks_delivered``
+(answered 2xx), ``webhooks_failed`` (given up), ``webhooks_dropped``, ``webhooks_retried``, ``webhooks_duplicated``,
+``webhook_challenges`` and ``webhook_challenges_failed`` count the webhooks.
+Other control endpoints on the API port: ``POST /_sim/reset``, ``GET /_sim/tasks``, ``GET /_sim/config``,
+``POST /_sim/config`` (a JSON object merged into the current config) and ``POST /_sim/webhooks/test``.
 """
 
-from ._config import DRIFT_SHAPES, Faults, GenerationTimes, Progress, RateLimit, SimulatorConfig
+from ._config import DRIFT_SHAPES, Faults, GenerationTimes, Progress, RateLimit, SimulatorConfig, Webhooks
 from ._server import Simulator, SimulatorUrls
 from ._state import SimTask, SimulatorStats
 
@@ -87,4 +103,5 @@ __all__ = [
     "SimulatorConfig",
     "SimulatorStats",
     "SimulatorUrls",
+    "Webhooks",
 ]

@@ -4,6 +4,10 @@ Every provider route runs the same pipeline: count the request → (submit: read
 (latency, drop, 5xx, malformed) → authentication → rate limit (:mod:`._limits`) → the route's own work. The dialects in
 :mod:`._providers` supply the wording. A path or method no route serves under a provider's prefix gets that
 provider's JSON error envelope (404 / 405; MiniMax ``base_resp``), counted as ``<provider>.unknown``.
+
+A submit that asks for webhooks (apimart ``webhook``, toapis ``metadata.callback_url``, MiniMax ``callback_url``)
+hands its task to the app's :class:`~._webhooks.WebhookSender`, which the app starts and stops with itself; a MiniMax
+submit first has the sender check the callback URL with its challenge.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from ._config import DriftShape, SimulatorConfig
 from ._limits import retry_after
 from ._providers import APIMART_RESPONSE_VERSION, MODELS, Apimart, Dialect, ErrorKind, Minimax, ModelSpec, Toapis
 from ._state import Counters, LiveTask, SimState, parse_markers
+from ._webhooks import Problem, WebhookSender, callback_target
 
 __all__ = ["build_api_app"]
 
@@ -79,6 +84,7 @@ class _Api:
         self.apimart = Apimart()
         self.toapis = Toapis()
         self.minimax = Minimax(lambda: state.config.minimax_http_errors)
+        self.webhooks = WebhookSender(state)
         self._request_ids = itertools.count(1)
         self._request_id_prefix = os.urandom(8).hex()
 
@@ -232,9 +238,15 @@ class _Api:
         normalized = dialect.validate(body)
         if isinstance(normalized, str):
             return self.error(dialect, "invalid", normalized)
+        callback = callback_target(dialect.name, body, config)
+        if isinstance(callback, Problem):
+            return self.error(dialect, "invalid", callback.message)
         markers = parse_markers(normalized.prompt)
         if markers.reject:
             return self.error(dialect, "rejected")
+        # MiniMax checks the callback URL before the task exists: no echo, no task (base_resp 2013).
+        if callback is not None and dialect is self.minimax and not await self.webhooks.challenge(callback):
+            return self.error(dialect, "invalid", "fail to check callback url")
         versioned = self.versioned(request, dialect)
         idempotency_key = request.headers.get("Idempotency-Key") or None
         dedupe = idempotency_key is not None and dialect is self.apimart and config.idempotency
@@ -275,6 +287,8 @@ class _Api:
                 store.idempotency_pending.discard(slot)
         state.counters.tasks_created += 1
         state.counters.tasks_created_by_prompt[task.prompt] += 1
+        if callback is not None:
+            self.webhooks.watch(task, callback)
         drop = config.faults.submit_then_drop
         if drop and state.fault_rng.random() < drop:
             return self.drop(request)
@@ -429,6 +443,19 @@ class _Api:
         tasks = [task.snapshot(timebase) for task in self.state.store.tasks.values()]
         return web.json_response(body=msgspec.json.encode(tasks))
 
+    async def sim_webhook_test(self, request: web.Request) -> web.Response:
+        """Send toapis' signed ``endpoint.test`` event to ``{"url": ...}`` (default: ``toapis_default_url``)."""
+        try:
+            body = msgspec.json.decode(await request.read()) if request.can_read_body else {}
+        except msgspec.DecodeError as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        url = body.get("url") if isinstance(body, dict) else None
+        url = url if url is not None else self.state.config.webhooks.toapis_default_url
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            return web.json_response({"error": "give an http(s) url, or set webhooks.toapis_default_url"}, status=400)
+        event_id, status = await self.webhooks.send_test(url)
+        return web.json_response({"event_id": event_id, "status": status})
+
     async def sim_config(self, request: web.Request) -> web.Response:
         if request.method == "POST":
             try:
@@ -444,6 +471,9 @@ def build_api_app(state: SimState) -> web.Application:
     api = _Api(state)
     # Large enough for a MiniMax submit with two base64 frames; aiohttp answers 413 beyond it.
     app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[api.unknown_routes])
+    app.on_startup.append(api.webhooks.start)
+    app.on_shutdown.append(api.webhooks.stop)
+    app.on_cleanup.append(api.webhooks.close)
     add = app.router.add_route
     for dialect, prefix in ((api.apimart, "/apimart"), (api.toapis, "/toapis")):
         add("POST", f"{prefix}/v1/videos/generations", api.route(dialect, "submit", api.submit))
@@ -461,4 +491,5 @@ def build_api_app(state: SimState) -> web.Application:
     add("GET", "/_sim/tasks", api.sim_tasks)
     add("GET", "/_sim/config", api.sim_config)
     add("POST", "/_sim/config", api.sim_config)
+    add("POST", "/_sim/webhooks/test", api.sim_webhook_test)
     return app

@@ -2,9 +2,10 @@
 
 Every field has a default, so ``SimulatorConfig()`` is a fault-free simulator whose tasks finish in about three
 seconds, queue for 15 % of that time, then report progress growing in a straight line, with no rate limit. The
-structs here only describe behaviour: :mod:`._lifecycle` plays a task's life (duration, queueing, progress) and
-:mod:`._limits` the rate limiters. Configs are immutable; a running :class:`~hailuo_async.simulator.Simulator`
-switches to a new one with ``update_config(**changes)`` or ``configure(config)``.
+structs here only describe behaviour: :mod:`._lifecycle` plays a task's life (duration, queueing, progress),
+:mod:`._limits` the rate limiters and :mod:`._webhooks` sends the webhooks. Configs are immutable; a running
+:class:`~hailuo_async.simulator.Simulator` switches to a new one with ``update_config(**changes)`` or
+``configure(config)``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ __all__ = [
     "RateLimit",
     "RetryAfterStyle",
     "SimulatorConfig",
+    "Webhooks",
 ]
 
 FaultRoute = Literal["submit", "status", "retrieve", "upload", "discovery", "cdn"]
@@ -244,6 +246,63 @@ class Faults(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
         _check_range("latency", self.latency, _check_non_negative)
 
 
+class Webhooks(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """How the simulator sends the webhooks a submit asks for (``docs/providers.md``, "Additions").
+
+    A submit asks with apimart's top-level ``webhook`` (a base URL: deliveries go to ``<webhook>/callback``),
+    toapis' ``metadata.callback_url`` or MiniMax's ``callback_url``. apimart and toapis send one delivery per task,
+    when it completes or fails; MiniMax one per state change (``processing``, then ``success`` or ``failed``), after
+    a ``{"challenge"}`` the receiver must echo before the task is created. Probabilities are per delivery, drawn
+    from the simulator's seed, the task's provider and prompt and the event, so they do not depend on timing.
+
+    - ``toapis_secret``: the key's signing secret; ``toapis_previous_secret``: the secret before a rotation, which
+      toapis keeps signing with for 24 h (a second ``v1=`` entry) while it is set.
+    - ``toapis_default_url``: the key's default callback URL. When set, a ``metadata.callback_url`` must be
+      same-origin with it (400 otherwise, as toapis requires) and submits without one are delivered to it; None
+      (the default) checks nothing.
+    - ``apimart_port_check``: refuse (400) an apimart ``webhook`` on a port other than 80 or 443, as apimart
+      documents, unless its host is loopback (``localhost``, ``127.0.0.0/8``, ``::1``) so tests can use any port.
+    - ``drop``: share of deliveries never sent. ``duplicate``: share sent twice (the same event, the copy right after
+      the first). ``delay``: seconds between the event and its delivery, fixed or uniform in ``[low, high]``.
+    - ``reorder``: share of MiniMax ``processing`` callbacks held back until the task's ``success`` or ``failed``
+      one has been sent (or dropped), so they arrive out of order; the other providers send one delivery per task.
+      Deliveries of different tasks overtake one another with a ``delay`` range (each draws its own) and retries.
+    - ``timeout``: seconds a receiver has to answer (apimart documents about 10 s). ``retry_delays``: the pauses
+      before each retry after a timeout, a connection error or a 5xx (apimart: about 10, 30, 60 s; empty: no
+      retries); a 4xx (or 3xx: redirects are not followed) is never retried. The schedule applies to all three
+      providers (toapis and MiniMax document none).
+    - ``challenge_timeout``: seconds MiniMax's receiver has to echo the challenge (3 s documented).
+    """
+
+    toapis_secret: str = "sim-toapis-webhook-secret"  # noqa: S105 - a fixed default for a local test server
+    toapis_previous_secret: str | None = None
+    toapis_default_url: str | None = None
+    apimart_port_check: bool = False
+    drop: float = 0.0
+    duplicate: float = 0.0
+    delay: float | tuple[float, float] = 0.0
+    reorder: float = 0.0
+    timeout: float = 10.0
+    retry_delays: tuple[float, ...] = (10.0, 30.0, 60.0)
+    challenge_timeout: float = 3.0
+
+    def __post_init__(self) -> None:
+        for name in ("drop", "duplicate", "reorder"):
+            _check_probability(f"webhooks.{name}", getattr(self, name))
+        _check_range("webhooks.delay", self.delay, _check_non_negative)
+        _check_positive("webhooks.timeout", self.timeout)
+        _check_positive("webhooks.challenge_timeout", self.challenge_timeout)
+        for pause in self.retry_delays:
+            _check_non_negative("webhooks.retry_delays", pause)
+        if not self.toapis_secret:
+            raise ValueError("webhooks.toapis_secret must not be empty")
+        if self.toapis_previous_secret == "":
+            raise ValueError("webhooks.toapis_previous_secret must be null or not empty")
+        url = self.toapis_default_url
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise ValueError(f"webhooks.toapis_default_url must be an http(s) URL, got {url!r}")
+
+
 class SimulatorConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Everything the simulator does, as one immutable, JSON-loadable value.
 
@@ -271,6 +330,7 @@ class SimulatorConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     - ``idempotency``: apimart honours ``Idempotency-Key``.
     - ``drift``: ``True`` (every shape), ``False``, or a set of :data:`DRIFT_SHAPES` names (each one's entry says what
       it changes and its source); about half of the tasks (a seeded per-task draw) answer in every enabled shape.
+    - ``webhooks``: how the webhooks submits ask for are sent (:class:`Webhooks`); read when each one is sent.
 
     Every field except ``host``/``port``/``cdn_port``/``seed`` takes effect on the next request after a change.
     """
@@ -295,6 +355,7 @@ class SimulatorConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     credits: int | None = None
     idempotency: bool = True
     drift: bool | frozenset[DriftShape] = False
+    webhooks: Webhooks = Webhooks()
 
     def __post_init__(self) -> None:
         _check_range("queue_fraction", self.queue_fraction, _check_probability)

@@ -116,6 +116,14 @@ class SimulatorStats(msgspec.Struct, frozen=True, kw_only=True):
     cdn_requests: int
     cdn_requests_with_credentials: int
     dropped_connections: int
+    webhooks_sent: int
+    webhooks_delivered: int
+    webhooks_failed: int
+    webhooks_dropped: int
+    webhooks_retried: int
+    webhooks_duplicated: int
+    webhook_challenges: int
+    webhook_challenges_failed: int
 
 
 class Counters:
@@ -134,6 +142,17 @@ class Counters:
         self.cdn_requests = 0
         self.cdn_requests_with_credentials = 0
         self.dropped_connections = 0
+        # Webhooks (:mod:`._webhooks`): POSTs made (every attempt), deliveries a receiver took (2xx), deliveries given
+        # up (4xx, or retries exhausted), deliveries the ``drop`` share never sent, retry attempts, duplicate copies,
+        # MiniMax challenges sent and those not echoed in time.
+        self.webhooks_sent = 0
+        self.webhooks_delivered = 0
+        self.webhooks_failed = 0
+        self.webhooks_dropped = 0
+        self.webhooks_retried = 0
+        self.webhooks_duplicated = 0
+        self.webhook_challenges = 0
+        self.webhook_challenges_failed = 0
 
     def snapshot(self) -> SimulatorStats:
         return SimulatorStats(
@@ -149,6 +168,14 @@ class Counters:
             cdn_requests=self.cdn_requests,
             cdn_requests_with_credentials=self.cdn_requests_with_credentials,
             dropped_connections=self.dropped_connections,
+            webhooks_sent=self.webhooks_sent,
+            webhooks_delivered=self.webhooks_delivered,
+            webhooks_failed=self.webhooks_failed,
+            webhooks_dropped=self.webhooks_dropped,
+            webhooks_retried=self.webhooks_retried,
+            webhooks_duplicated=self.webhooks_duplicated,
+            webhook_challenges=self.webhook_challenges,
+            webhook_challenges_failed=self.webhook_challenges_failed,
         )
 
 
@@ -180,6 +207,7 @@ class LiveTask:
         "gen_time",
         "idempotency_key",
         "model",
+        "nth",
         "outcome",
         "progress",
         "prompt",
@@ -213,6 +241,7 @@ class LiveTask:
         file_id: int | None,
         video_bytes: int,
         alt: bool,
+        nth: int = 0,
     ) -> None:
         self.provider = provider
         self.task_id = task_id
@@ -234,6 +263,9 @@ class LiveTask:
         self.video_bytes = video_bytes
         # With ``drift`` on, the tasks with ``alt`` set (about half) answer in the enabled drift shapes.
         self.alt = alt
+        # How many tasks this provider created with this prompt before: with the seed, the provider and the prompt
+        # it names the task's random draws independently of arrival order (the webhooks' draws use it too).
+        self.nth = nth
 
     def state(self, now: float) -> tuple[TaskPhase, int]:
         """The state and progress (0-100) at monotonic time ``now``."""
@@ -351,6 +383,7 @@ class TaskStore:
             file_id=self._new_file_id() if provider == "minimax" else None,
             video_bytes=config.video_bytes,
             alt=alt,
+            nth=nth,
         )
         self.tasks[task.task_id] = task
         if task.file_id is not None:
