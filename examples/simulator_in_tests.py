@@ -27,7 +27,7 @@ except ImportError:  # run as a script without pytest: main() below runs the sam
 
 FAST = SimulatorConfig(generation=GenerationTimes(kind="uniform", low=0.1, high=0.3), video_bytes=1024)
 """Tasks finish in a fraction of a second."""
-QUICK_POLLS = PollPolicy(first_check=0.1, min_interval=0.1, near_end_interval=0.1)
+QUICK_POLLS = PollPolicy(max_lag=0.1, min_interval=0.1)
 """Check often, so tests do not wait for the production poll intervals."""
 
 

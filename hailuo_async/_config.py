@@ -76,33 +76,36 @@ class Timeouts(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class PollPolicy(msgspec.Struct, frozen=True, kw_only=True):
-    """How the shared poller spaces status checks, in seconds.
+    """How the shared poller checks tasks: its contract, in seconds.
 
-    The poller predicts each task's finish from what the provider says (``estimated_time``, progress and its
-    rate) and from how long finished tasks of the same client took, polls rarely while the finish is far and
-    promptly around it. ``min_interval`` and ``max_interval`` bound every gap; ``jitter`` spreads checks."""
+    ``max_lag`` is the promise. For any provider behaviour, the 95th percentile of the detection lag (the provider
+    finished -> the result in your hands) stays within ``max_lag``, and no task gets more status checks than a
+    plain loop polling it every ``max_lag`` seconds would send; far fewer when the provider's progress, its
+    ``estimated_time`` or the batch's finished tasks predict finishes well (every such forecast is checked against
+    what happens, see ``docs/architecture.md``). A smaller ``max_lag`` buys lower lag with more checks; a larger
+    one saves requests. Rate limits and retries come on top: a check the provider refuses is sent again later."""
 
-    first_check: float = 2.0
-    """Delay before a task's first status check when nothing is known yet."""
+    max_lag: float = 2.0
+    """Detection lag promised at the 95th percentile; also the interval of the plain loop never exceeded."""
     min_interval: float = 0.5
-    """Shortest gap between two checks of one task."""
+    """Shortest gap between two checks of one task (at most half of ``max_lag`` is used)."""
     max_interval: float = 60.0
-    """Longest gap between two checks of one task."""
-    near_end_interval: float = 1.0
-    """Gap between checks once a task is past its predicted finish."""
+    """Longest gap between two checks of one task, whatever the forecast says."""
     jitter: float = 0.1
-    """Relative random spread added to every gap (0.1 = up to +-10%)."""
+    """Relative random spread of checks, always earlier than aimed (0.1 = up to 10 % of the gap)."""
     deadline: float | None = 1800.0
     """Give up waiting for a task after this long (:class:`GenerationTimeoutError`); ``None`` waits forever."""
-    status_concurrency: int = 16
+    status_concurrency: int = 64
     """Status checks in flight at once."""
 
     def __post_init__(self) -> None:
-        for name in ("first_check", "min_interval", "max_interval", "near_end_interval"):
+        for name in ("max_lag", "min_interval", "max_interval"):
             _positive("PollPolicy", name, getattr(self, name))
         _positive("PollPolicy", "deadline", self.deadline, allow_none=True)
         if self.min_interval > self.max_interval:
             raise InvalidRequestError("PollPolicy.min_interval", self.min_interval, "at most max_interval")
+        if self.max_lag > self.max_interval:
+            raise InvalidRequestError("PollPolicy.max_lag", self.max_lag, "at most max_interval")
         if not 0 <= self.jitter < 1:
             raise InvalidRequestError("PollPolicy.jitter", self.jitter, "a fraction in [0, 1)")
         if isinstance(self.status_concurrency, bool) or self.status_concurrency < 1:

@@ -1,265 +1,560 @@
-"""The forecaster: what the poller knows about when each task will finish. Pure: no I/O, no clock of its own.
+"""The forecaster: when each task may finish, learned from the batch and checked against what happens. Pure: no
+I/O, no clock of its own, randomness only from an injected :class:`random.Random`.
 
-Data flow: every status answer the poller receives goes through :func:`observe` (a task's progress readings and the
-provider's ``estimated_time``); every finished task's duration feeds the batch's :class:`BatchModel`; the poller
-asks :func:`predict` for a task's finish (seconds from its submit, and the uncertainty of that figure) and
-:meth:`BatchModel.first_look` for when tasks like it start to finish, and plans its checks from the answers.
+Data flow: every status answer the poller receives goes through :meth:`Forecaster.observe` (a task's progress
+readings and the provider's ``estimated_time``); every finished task goes through :meth:`Forecaster.finished`,
+which turns its duration and its readings into samples; the planner (:mod:`._planner`) asks
+:meth:`Forecaster.forecast` for a task's finish *conditioned on it still running* and aims the next check from it.
+
+Every source predicts the same way: the finish ``F`` (seconds since submit) is ``offset + scale * M`` where the
+task supplies ``offset`` and ``scale`` and ``M`` is drawn from what finished tasks of the batch showed:
+
+- **durations**: ``F = M``; ``M`` from the finished tasks' durations, with the early "probe" tasks still running
+  counted as censored (Kaplan-Meier), so the first finishes of a batch are not mistaken for the typical one;
+- **estimate**: the provider's ``estimated_time`` ``e`` read at ``t``, as a whole (``F = e * M``) and as what is
+  left (``F = t + e * M``): whichever the provider means, one of the two samples comes out narrow;
+- **progress**: a reading of ``p`` percent at ``t``: ``F = t * M``, ``M`` from finished tasks' readings near
+  ``p``. This reads any progress shape (linear, steps, concave, convex, stalling, long queueing) the same way: the
+  batch's finished tasks show how its progress maps to time;
+- **line**: the task's own pace between two readings, ``(t0, p0)`` and ``(t1, p1)``: at that pace it ends at
+  ``L = t1 + (100 - p1) * (t1 - t0) / (p1 - p0)``, and ``F = t1 + (L - t1) * M``. It needs no finished task at
+  the same progress, so it serves a batch's first wave; ``M`` learns how far off a straight line the shape is.
+- **line from submit**: the same through the submit and the latest reading: one reading suffices;
+
+Each sample is read *conditioned on the task still running* at its last check, so a task that has outlived what
+its peers did falls back to the provider's loop (the planner's contract) instead of trusting a stale guess. The
+narrowest available source wins. Sources are scored on "audit" tasks (polled like a plain loop, so their finish is
+known within the aimed lag): a source whose low quantile misses more often than promised is read at a lower
+quantile, and dropped while it misses far too often.
 """
 
 from __future__ import annotations
 
 import bisect
 import collections
-import functools
 import math
-import statistics
-from typing import Protocol
+import random
+from collections.abc import Callable, Iterable
+from typing import Literal, Protocol
 
 from ._models import TaskStatus
 
-__all__ = ["BatchModel", "Readings", "Sample", "estimate", "finished_duration", "observe", "predict"]
+__all__ = ["Finish", "Forecaster", "Readings", "Role", "Sample"]
 
-TIMING = 0.1
-"""Seconds of uncertainty every prediction carries: request latency, the moment of the submit."""
-SHARE_SIGMAS = 2.0
-"""Standard deviations of the queueing share counted as its uncertainty."""
-SHARE_FLOOR = 0.003
-"""Least spread assumed between tasks' queueing shares, however alike the measured ones are."""
+Role = Literal["probe", "audit", "planned"]
+"""How a task is polled: like a plain loop (the first "probe" tasks, a random few "audit" ones) or as planned."""
+
+RISK = 0.03
+"""Chance accepted, per check, that a task finished more than the aimed lag before that check: the planner aims each
+check at this quantile of the task's finish (plus the lag)."""
+LEAST = 8
+"""Tasks (finished or still running) a source needs to have seen beyond a task's floor to forecast it, and finished
+tasks it needs before its prior (where it has one) is left out."""
+WATCHED = 48
+"""Most running tasks whose sightings are counted as censored values ("took longer than that so far"): the probes
+and the running audits, checked like a loop, so their last sightings are fresh."""
+FRAMES = 12
+"""Predictions kept per task, to learn from once it finishes: what each source would have said at its checks."""
+NEIGHBOURS = 12
+"""Finished tasks' readings, nearest in progress to a running task's, that its progress source reads."""
+REACH = 5
+"""Most progress points between a running task's reading and the finished readings its progress source reads."""
+SPAN = 10
+"""Least progress points between two readings for a line through them."""
+PRIOR_LINE = (0.25, 2.0)
+"""Range assumed for a line's multiplier before any task has finished: a task may end in a quarter of the time its
+own pace so far says (progress that speeds up does that), or take twice as long. It lets a lone task be checked
+some times rather than on every beat."""
+PRIOR_ESTIMATE = (0.25, 2.0)
+"""Range assumed for the multiplier of the provider's estimate before any task has finished (estimates four
+times too long are seen in the wild)."""
+SCORE_DECAY = 0.98
+"""Weight each older score keeps when a new one comes: a source's record follows the provider as it changes."""
+SCORED = 15.0
+"""Weight of scores a source needs before its record counts."""
+DROP = 4.0
+"""A source missing more than this many times the promised rate is not used (its weight is lost)."""
 
 
 class Readings(Protocol):
-    """One task's evidence, kept by the poller: its first and latest progress readings strictly between 0 and 100
-    (seconds since submit, percent), the provider's estimate, and whether its line has been measured."""
+    """One task's evidence, kept by the poller: its latest progress readings strictly between 0 and 100 as
+    ``(seconds since submit, percent)``, the provider's first estimate as ``(seconds since submit, seconds)``,
+    the low quantiles each source gave at its checks when the task is audited, when (seconds since submit) it
+    was last seen still going, and the frames its sources predicted from (``(source, offset, scale, percent)``,
+    the latest :data:`FRAMES`), each scored against its finish."""
 
-    progress0: int | None
-    time0: float
-    progress1: int | None
-    time1: float
-    eta: float | None
-    measured: bool
+    readings: list[tuple[float, int]]
+    estimate: tuple[float, float] | None
+    trials: list[tuple[str, float]] | None
+    last_seen: float
+    frames: list[tuple[int, float, float, int]]
 
 
 class Sample:
-    """The last ``size`` values of a quantity, kept sorted for quantiles."""
+    """The last ``size`` values of a quantity, kept sorted."""
 
     def __init__(self, size: int = 512) -> None:
         self._size = size
-        self._sorted: list[float] = []
+        self.sorted: list[float] = []
         self._recent: collections.deque[float] = collections.deque()
         self.version = 0  # counts additions: what was derived from the sample holds while it is unchanged
 
     def __len__(self) -> int:
-        return len(self._sorted)
+        return len(self.sorted)
 
     def add(self, value: float) -> None:
         self.version += 1
         if len(self._recent) >= self._size:
             old = self._recent.popleft()
-            del self._sorted[bisect.bisect_left(self._sorted, old)]
+            del self.sorted[bisect.bisect_left(self.sorted, old)]
         self._recent.append(value)
-        bisect.insort(self._sorted, value)
+        bisect.insort(self.sorted, value)
 
-    def quantile(self, q: float, *, least: int = 3) -> float | None:
-        if len(self._sorted) < least:
+
+class Survival:
+    """A Kaplan-Meier reading of a quantity: values seen whole (finished tasks) and values known only to be larger
+    than something (running tasks: "more than that so far"), so that a batch's first finishes, which are its fast
+    ones, are not taken for the typical one."""
+
+    def __init__(self, events: list[float], censored: Iterable[float]) -> None:
+        self.censored = sorted(censored)
+        marks = sorted([(value, 1) for value in events] + [(value, 0) for value in self.censored])
+        self.values = [value for value, _ in marks]
+        at_risk = len(marks)
+        level = 1.0
+        self.times: list[float] = []
+        self.levels: list[float] = []  # S(t) just after each event time
+        for value, event in marks:
+            if event:
+                level *= 1.0 - 1.0 / at_risk
+                self.times.append(value)
+                self.levels.append(level)
+            at_risk -= 1
+
+    def level_at(self, t: float) -> float:
+        index = bisect.bisect_right(self.times, t)
+        return 1.0 if index == 0 else self.levels[index - 1]
+
+    def quantile(self, floor: float, q: float) -> float | None:
+        """Quantile ``q`` of the value, given it is above ``floor``; ``None`` when the data say too little past
+        ``floor`` (the answer lies beyond what was seen, or fewer than :data:`LEAST` values lie beyond it). Read
+        between events; below the first event after ``floor``, extrapolated along the events that follow (a
+        quarter of what is left): a small sample's low quantile comes out early by as much as its own spread says,
+        never before ``floor``."""
+        start = bisect.bisect_right(self.times, floor)
+        previous_time, previous_level = floor, self.level_at(floor)
+        if previous_level <= 0.0 or len(self.values) - bisect.bisect_right(self.values, floor) < LEAST:
+            return None  # too few tasks seen beyond the floor to say anything of what lies there
+        target = previous_level * (1.0 - q)
+        for index in range(start, len(self.times)):
+            level = self.levels[index]
+            if level <= target:
+                if index > start:
+                    share = (previous_level - target) / (previous_level - level)
+                    return previous_time + share * (self.times[index] - previous_time)
+                return self._below_first(start, floor, target)
+            previous_time, previous_level = self.times[index], level
+        return None
+
+    def _below_first(self, start: int, floor: float, target: float) -> float:
+        """Where ``target`` lies before the first event after ``floor``: on the line through that event and the one
+        by which a quarter of what was left is gone; with a single event, between it and where most of the tasks
+        still running were seen (or ``floor``)."""
+        first_time, first_level = self.times[start], self.levels[start]
+        top = self.level_at(floor)
+        stop = start + 1
+        while stop < len(self.times) - 1 and self.levels[stop] > 0.75 * top:
+            stop += 1
+        if stop >= len(self.times):
+            # One event: from where three quarters of the tasks still running before it were last seen.
+            lo, hi = bisect.bisect_right(self.censored, floor), bisect.bisect_left(self.censored, first_time)
+            base = self.censored[lo + (hi - lo) // 4] if hi - lo >= 3 else floor
+            return base + (first_time - base) * (top - target) / (top - first_level)
+        slope = (self.times[stop] - first_time) / (first_level - self.levels[stop])
+        return max(floor, first_time - (target - first_level) * slope)
+
+
+class Finish:
+    """A forecast of one task's finish, in seconds since its submit, given it was still running at its last check:
+    ``low`` is its :data:`RISK` quantile, ``median`` its median and ``high`` its ``1 - RISK`` quantile (``None``:
+    beyond what the batch has seen), ``source`` which source said so. ``prior``: read with the source's prior (few
+    tasks have finished). ``bound``: only "not before ``low``": probes as old were seen running there, and no task
+    has finished yet."""
+
+    __slots__ = ("bound", "high", "low", "median", "prior", "source")
+
+    def __init__(
+        self,
+        low: float,
+        median: float | None,
+        source: str,
+        *,
+        prior: bool = False,
+        bound: bool = False,
+        high: float | None = None,
+    ) -> None:
+        self.low = low
+        self.median = median
+        self.high = high  # its 1 - RISK quantile, where the batch has seen that far
+        self.source = source
+        self.prior = prior
+        self.bound = bound
+
+    @property
+    def width(self) -> float:
+        return math.inf if self.median is None else self.median - self.low
+
+    def __repr__(self) -> str:
+        return f"Finish(low={self.low:.2f}, median={self.median}, source={self.source!r})"
+
+
+Frame = tuple[float, float]
+"""How a source maps its multiplier to a finish for one task: ``F = offset + scale * M``."""
+
+
+ORIGIN = (0.0, 0)
+"""The submit, as a progress reading: the line from it through one reading is the pace since the submit."""
+
+
+def _line_end(first: tuple[float, int], last: tuple[float, int]) -> float | None:
+    """Where the line through two progress readings reaches 100 %, if they are far enough apart to draw one."""
+    (t0, p0), (t1, p1) = first, last
+    if p1 - p0 < SPAN or t1 <= t0:
+        return None
+    return t1 + (100.0 - p1) * (t1 - t0) / (p1 - p0)
+
+
+class _Source:
+    """One way of predicting a finish: how it frames a task (``frame``), the multipliers finished tasks showed,
+    and the record of how well its low quantile held. A source with a ``prior`` (a range of multipliers) predicts
+    with it too, wide, until :data:`LEAST` tasks have finished."""
+
+    def __init__(
+        self,
+        name: str,
+        frame: Callable[[Readings], Frame | None],
+        prior: tuple[float, float] | None = None,
+    ) -> None:
+        self.name = name
+        self.frame = frame
+        self.sample = Sample()
+        self.prior = [] if prior is None else [prior[0] + (prior[1] - prior[0]) * i / 32 for i in range(33)]
+        self.misses = 0.0
+        self.scored = 0.0
+        self._cached: tuple[tuple[int, tuple[float, ...]], Survival, bool] | None = None
+
+    def survival(self, watched: Iterable[Readings]) -> tuple[Survival, bool]:
+        """The multipliers read with the watched tasks still running censored; whether the prior is in."""
+        censored: list[float] = []
+        for entry in watched:
+            frame = self.frame(entry)
+            if frame is not None:
+                censored.append((entry.last_seen - frame[0]) / frame[1])
+        key = (self.sample.version, tuple(censored))
+        if self._cached is None or self._cached[0] != key:
+            values = self.sample.sorted
+            prior = len(values) < LEAST and bool(self.prior)
+            self._cached = (key, Survival(values + self.prior if prior else values, censored), prior)
+        return self._cached[1], self._cached[2]
+
+    def score(self, missed: bool) -> None:
+        self.misses = self.misses * SCORE_DECAY + missed
+        self.scored = self.scored * SCORE_DECAY + 1.0
+
+    def level(self) -> float | None:
+        """The quantile to read this source at: :data:`RISK` while it keeps its promise, lower while it misses,
+        ``None`` (not used) while it misses far too often."""
+        if self.scored < SCORED:
+            return RISK
+        rate = self.misses / self.scored
+        if rate <= RISK:
+            return RISK
+        if rate > DROP * RISK:
             return None
-        return self._sorted[min(len(self._sorted) - 1, int(q * len(self._sorted)))]
+        return RISK * RISK / rate
 
 
-def _fitted(sample: Sample, q: float, *, least: int) -> float | None:
-    """Quantile ``q`` of a log-normal fitted to ``sample`` by its quartiles: far steadier than the sample's own low
-    quantile, which for a small sample is just its smallest value."""
-    if len(sample) < least:
-        return None
-    low, mid, high = sample.quantile(0.25, least=1), sample.quantile(0.5, least=1), sample.quantile(0.75, least=1)
-    if low is None or mid is None or high is None or low <= 0:
-        return sample.quantile(q, least=least)
-    sigma = (math.log(high) - math.log(low)) / 1.349
-    return mid * math.exp(_z(q) * sigma)
+def _durations(entry: Readings) -> Frame:
+    return (0.0, 1.0)
 
 
-@functools.cache
-def _z(q: float) -> float:
-    """The standard normal's quantile ``q`` (the poller asks for the same few, many times)."""
-    return statistics.NormalDist().inv_cdf(q)
+def _estimate(entry: Readings) -> Frame | None:
+    return None if entry.estimate is None else (0.0, entry.estimate[1])
 
 
-def estimate(sample: Sample, q: float, *, least: int) -> float | None:
-    """Quantile ``q`` of what ``sample`` is drawn from: the sample's own for the median and above; below, the
-    fitted log-normal's, lowered further while the sample is tiny (too late a guess costs lag, too early a one
-    a request)."""
-    if q >= 0.5:
-        return sample.quantile(q, least=least)
-    value = _fitted(sample, q, least=least)
-    if value is None:
-        return None
-    return value if len(sample) >= 20 else 0.6 * value
+def _estimate_left(entry: Readings) -> Frame | None:
+    return entry.estimate
 
 
-class BatchModel:
-    """What this client has learned about its tasks, to plan checks of the others."""
+def _line(entry: Readings) -> Frame | None:
+    readings = entry.readings
+    end = _line_end(readings[0], readings[-1]) if readings else None
+    return None if end is None else (readings[-1][0], end - readings[-1][0])
 
-    PROBES = 20
-    """Tasks checked early, before anything is known, to learn what the rest can expect."""
-    SCOUTS = 6
-    """Tasks checked early and often, before anything is known, to learn what the rest can expect."""
-    SCOUT_CHECKS = 16
-    """Most checks of one scout at its quick cadence."""
-    SHARE_SPAN = 20
-    """Progress points between two readings of one task before its line is trusted to tell its queueing share."""
-    SHARES_NEEDED = 3
-    """Queueing shares measured before single readings are turned into predictions with them."""
 
-    def __init__(self) -> None:
-        self.durations = Sample()  # submit -> finish, seconds, of finished tasks
-        self.predicted = Sample()  # predicted submit -> finish of running tasks (progress-based)
-        self.estimates = Sample()  # the provider's own estimates (apimart estimated_time)
-        self.queue_share = Sample()  # share of a task's duration spent before progress starts rising
-        self.scouts = 0
-        self.probes = 0
-        self._share_noise = 0.0  # sum of the squared measurement errors of the shares
-        self._share_count = 0
-        self.progress_seen = False  # the provider reports progress between 0 and 100
-        self._first_look: tuple[tuple[float, int, int, int] | None, tuple[float, int] | None] = (None, None)
+def _origin_line(entry: Readings) -> Frame | None:
+    readings = entry.readings
+    end = _line_end(ORIGIN, readings[-1]) if readings else None
+    return None if end is None else (readings[-1][0], end - readings[-1][0])
 
-    def add_share(self, share: float, error: float) -> None:
-        self.queue_share.add(share)
-        self._share_noise += error * error
-        self._share_count += 1
 
-    def share_spread(self) -> float:
-        """Standard deviation of the error of using the median measured share for any one task: the tasks' true
-        spread (the measured spread less what measurement error explains) plus the median's own error."""
-        shares = self.queue_share
-        low, high = shares.quantile(0.25, least=1), shares.quantile(0.75, least=1)
-        if low is None or high is None or not self._share_count:
-            return 0.1
-        noise = self._share_noise / self._share_count
-        observed = ((high - low) / 1.35) ** 2
-        return math.sqrt(max(observed - noise, 0.0) + 1.57 * noise / len(shares))
+def _progress(entry: Readings) -> Frame | None:
+    return (0.0, entry.readings[-1][0]) if entry.readings and entry.readings[-1][0] > 0 else None
 
-    def first_look(self, q: float) -> tuple[float, int] | None:
-        """``(quantile q of how long tasks take, how good that evidence is)``: finished tasks once there are
-        many (3), else precise predictions of running ones (2), else the provider's estimates (1); a few finished
-        tasks bound it from above either way (the first to finish are the fast ones). Asked again for every
-        deferred first look, so it is worked out once per change of the samples."""
-        key = (q, self.durations.version, self.predicted.version, self.estimates.version)
-        if self._first_look[0] != key:
-            self._first_look = (key, self._work_out_first_look(q))
-        return self._first_look[1]
 
-    def _work_out_first_look(self, q: float) -> tuple[float, int] | None:
-        if len(self.durations) >= 50:
-            value = estimate(self.durations, q, least=50)
-            return None if value is None else (value, 3)
-        predicted = estimate(self.predicted, q, least=20)
-        if predicted is not None:
-            basis = (predicted, 2)
-        else:
-            estimated = estimate(self.estimates, q, least=3)
-            if estimated is None:
-                return None
-            basis = (estimated, 1)
-        finished = estimate(self.durations, q, least=5)
-        return basis if finished is None else (min(basis[0], finished), basis[1])
+class _ByProgress:
+    """The last ``size`` progress readings of finished tasks as ``(percent, multiplier)``, sorted by percent."""
 
-    def typical(self) -> float | None:
-        """The median of how long tasks take, from the best evidence available: finished tasks once there are
-        many, else the latest of what each sample says (the first tasks to finish are the fast ones)."""
-        if len(self.durations) >= 50:
-            return self.durations.quantile(0.5)
-        values = [
-            value
-            for sample, least in ((self.durations, 5), (self.predicted, 10), (self.estimates, 3))
-            if (value := sample.quantile(0.5, least=least)) is not None
+    def __init__(self, size: int = 1024) -> None:
+        self._size = size
+        self._sorted: list[tuple[int, float]] = []
+        self._recent: collections.deque[tuple[int, float]] = collections.deque()
+
+    def add(self, progress: int, multiplier: float) -> None:
+        item = (progress, multiplier)
+        if len(self._recent) >= self._size:
+            old = self._recent.popleft()
+            del self._sorted[bisect.bisect_left(self._sorted, old)]
+        self._recent.append(item)
+        bisect.insort(self._sorted, item)
+
+    def nearest(self, progress: int, count: int) -> tuple[list[float], int] | None:
+        """The multipliers of the ``count`` readings nearest ``progress``, and how far the farthest is; ``None``
+        with fewer readings."""
+        readings = self._sorted
+        if len(readings) < count:
+            return None
+        high = bisect.bisect_left(readings, (progress, -math.inf))
+        low = high - 1
+        chosen: list[float] = []
+        reach = 0
+        while len(chosen) < count:
+            below = progress - readings[low][0] if low >= 0 else 1000
+            above = readings[high][0] - progress if high < len(readings) else 1000
+            if below <= above:
+                chosen.append(readings[low][1])
+                low -= 1
+            else:
+                chosen.append(readings[high][1])
+                high += 1
+            reach = max(reach, min(below, above))
+        return chosen, reach
+
+
+class Forecaster:
+    """What one poller has learned about its tasks' finishes."""
+
+    PROBES = 30
+    """First tasks tracked: until some task finishes, how long they have been seen running bounds how early the
+    others can finish (the others wait for that news rather than being checked)."""
+    AUDIT = 0.02
+    """Share of the other tasks polled like a plain loop, to score every source against a finish known within a
+    beat (at most :data:`WATCHED` running at once, probes included)."""
+
+    def __init__(self, rng: random.Random | None = None) -> None:
+        self.rng = rng if rng is not None else random.Random(random.getrandbits(64))  # seeded by `random.seed`
+        self.durations = _Source("durations", _durations)
+        self.estimate = _Source("estimate", _estimate, PRIOR_ESTIMATE)
+        self.estimate_left = _Source("estimate left", _estimate_left, PRIOR_ESTIMATE)
+        self.line = _Source("line", _line, PRIOR_LINE)
+        self.origin_line = _Source("line from submit", _origin_line)
+        self.progress = _Source("progress", _progress)
+        self.sources = (self.durations, self.estimate, self.estimate_left, self.line, self.origin_line, self.progress)
+        self._by_name = {source.name: source for source in self.sources}
+        self.progress_readings = _ByProgress()
+        self.probes: dict[str, Readings] = {}  # probes still running
+        self.watched: dict[str, Readings] = {}  # probes and audits still running
+        self.probes_taken = 0
+
+    # -- what each task is -------------------------------------------------------------------------------
+
+    def enrol(self, task_id: str, entry: Readings) -> Role:
+        """Decide a new task's role: ``"probe"`` (among the first), ``"audit"`` (a random few) or ``"planned"``."""
+        role: Role = "planned"
+        if self.probes_taken < self.PROBES:
+            self.probes_taken += 1
+            self.probes[task_id] = entry
+            role = "probe"
+        elif len(self.watched) < WATCHED and self.rng.random() < self.AUDIT:
+            role = "audit"
+        if role != "planned":
+            self.watched[task_id] = entry
+        return role
+
+    def forget(self, task_id: str) -> None:
+        """A task is no longer tracked (ended, or given up): it no longer tells how long tasks run."""
+        self.probes.pop(task_id, None)
+        self.watched.pop(task_id, None)
+
+    # -- evidence ------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def observe(entry: Readings, status: TaskStatus, elapsed: float) -> None:
+        """Keep what a status answer ``elapsed`` seconds after the submit tells about the task's pace."""
+        if entry.estimate is None and status.eta is not None and status.eta > 0:
+            entry.estimate = (elapsed, status.eta)
+        progress = status.progress
+        if progress is not None and 0 < progress < 100:
+            readings = entry.readings
+            if readings and readings[-1][1] == progress:
+                readings[-1] = (elapsed, progress)  # stalled: the latest reading of that level says most
+            else:
+                readings.append((elapsed, progress))
+                if len(readings) > 4:
+                    del readings[1]  # the first reading stays: the longest line is the steadiest
+
+    def remember(self, entry: Readings) -> None:
+        """Keep the frames every source predicts from for this task now, to learn from them once it finishes."""
+        frames = entry.frames
+        latest = entry.readings[-1][1] if entry.readings else 0
+        for index, source in enumerate(self.sources):
+            frame = source.frame(entry) if source is not self.durations else None
+            if frame is None:
+                continue
+            item = (index, frame[0], frame[1], latest if source is self.progress else 0)
+            if item not in frames:
+                frames.append(item)
+        if len(frames) > FRAMES:
+            del frames[: len(frames) - FRAMES]
+
+    def finished(self, task_id: str, entry: Readings, duration: float, error: float = 0.0) -> None:
+        """A task ended ``duration`` seconds after its submit, give or take ``error`` (as well as the poller can
+        tell): learn from every prediction made for it, and score the sources' low quantiles if it was audited. A
+        prediction teaches only if the finish is known to within a quarter of the time it had still to run:
+        multipliers of the last moments would otherwise be mostly that error."""
+        self.forget(task_id)
+        self.durations.sample.add(duration)
+        for index, offset, scale, progress in entry.frames:
+            if scale < 4.0 * error:
+                continue
+            multiplier = (duration - offset) / scale
+            if self.sources[index] is self.progress:
+                self.progress_readings.add(progress, multiplier)
+            else:
+                self.sources[index].sample.add(multiplier)
+        if entry.trials:
+            for name, low in entry.trials:
+                self._by_name[name].score(duration < low)
+
+    # -- forecasts -----------------------------------------------------------------------------------------
+
+    def candidates(self, entry: Readings, floor: float) -> list[Finish]:
+        """What every usable source says of the finish of a task still running ``floor`` seconds after its submit."""
+        found: list[Finish] = []
+        watched = self.watched.values()
+        # Progress comes in whole points: a reading of p means somewhere in [p, p + 1), so whatever is read from
+        # progress may be off by the time one point takes, whatever the multipliers say.
+        point = _point_time(entry)
+        for source in (self.durations, self.estimate, self.estimate_left, self.line, self.origin_line):
+            level = source.level()
+            frame = source.frame(entry)
+            if level is None or frame is None:
+                continue
+            survival, prior = source.survival(watched)
+            slack = point if source is self.line or source is self.origin_line else 0.0
+            forecast = _read(source.name, survival, frame, floor, level, prior, slack)
+            if forecast is not None:
+                found.append(forecast)
+            elif (
+                source is self.durations
+                and not source.sample.sorted
+                and self.probes
+                and entry not in self.probes.values()
+            ):
+                # Only probes still going: not before the age half of them have been seen to reach.
+                ages = sorted(probe.last_seen for probe in self.probes.values())
+                found.append(Finish(ages[len(ages) // 2], None, source.name, bound=True))
+        forecast = self._read_progress(entry, floor)
+        if forecast is not None:
+            found.append(forecast)
+        return found
+
+    def forecast(self, entry: Readings, floor: float) -> Finish | None:
+        """The best forecast of the finish of a task still running ``floor`` seconds after its submit, or ``None``
+        when nothing usable is known (the planner then polls it like a plain loop): the narrowest of those learned
+        from finished tasks; else the narrowest read with a prior, not before the probes' bound; else that bound.
+        A forecast whose low quantile lies past the high quantile of another source learned from finished tasks is
+        contradicted by it (that source is all but sure the task ends before): its low quantile comes down to that
+        source's."""
+        learned: Finish | None = None
+        assumed: Finish | None = None
+        bound: Finish | None = None
+        found = self.candidates(entry, floor)
+        for forecast in found:
+            if forecast.bound:
+                bound = forecast
+            elif forecast.prior:
+                assumed = forecast if assumed is None or forecast.width < assumed.width else assumed
+            elif learned is None or forecast.width < learned.width:
+                learned = forecast
+        best = learned
+        if best is None and assumed is not None and bound is not None and bound.low > assumed.low:
+            # Two floors, the probes' and the prior's: the later one binds.
+            median = None if assumed.median is None else max(bound.low, assumed.median)
+            best = Finish(bound.low, median, assumed.source, prior=True)
+        best = best or assumed or bound
+        if best is None or best.bound:
+            return best
+        low = min(
+            [best.low]
+            + [
+                other.low
+                for other in found
+                if other.high is not None and other.high < best.low and not (other.bound or other.prior)
+            ]
+        )
+        return best if low == best.low else Finish(low, best.median, best.source, prior=best.prior)
+
+    def _read_progress(self, entry: Readings, floor: float) -> Finish | None:
+        """The progress source: the multipliers of the :data:`NEIGHBOURS` finished readings nearest the task's
+        latest in progress, with the watched tasks' readings as near censored."""
+        level = self.progress.level()
+        frame = _progress(entry)
+        if level is None or frame is None:
+            return None
+        progress = entry.readings[-1][1]
+        nearest = self.progress_readings.nearest(progress, NEIGHBOURS)
+        if nearest is None or nearest[1] > REACH:
+            return None
+        values, reach = nearest
+        censored = [
+            other.last_seen / at
+            for other in self.watched.values()
+            for at, seen in other.readings
+            if at > 0 and abs(seen - progress) <= reach
         ]
-        return max(values) if values else None
+        return _read(self.progress.name, Survival(values, censored), frame, floor, level, False, _point_time(entry))
+
+    def trials(self, entry: Readings, floor: float) -> list[tuple[str, float]]:
+        """Every usable source's low quantile for an audited task, to score once its finish is known."""
+        return [(forecast.source, forecast.low) for forecast in self.candidates(entry, floor) if not forecast.bound]
 
 
-def observe(entry: Readings, model: BatchModel, status: TaskStatus, elapsed: float) -> bool:
-    """Keep what a status answer, ``elapsed`` seconds after the submit, tells about the task's pace. Returns True
-    when the model has just learned to turn single readings into finish times (tasks read before are worth
-    planning again)."""
-    if status.eta is not None and status.eta > 0:
-        if entry.eta is None:
-            model.estimates.add(status.eta)
-        entry.eta = status.eta
-    progress = status.progress
-    if progress is not None and 0 < progress < 100:
-        model.progress_seen = True
-        if entry.progress0 is None:
-            entry.progress0, entry.time0 = progress, elapsed
-        elif progress > (entry.progress1 or entry.progress0):
-            entry.progress1, entry.time1 = progress, elapsed
-            if not entry.measured and progress - entry.progress0 >= model.SHARE_SPAN:
-                # Two readings far enough apart draw the task's line: where it meets 0% tells how long it
-                # queued, as a share of its whole duration; other tasks' single readings then predict their
-                # finish.
-                entry.measured = True
-                rate = (progress - entry.progress0) / (elapsed - entry.time0)
-                total = elapsed + (99.5 - progress) / rate  # whole points: the truth is half a point up
-                start = entry.time0 - (entry.progress0 + 0.5) / rate
-                # Its measurement error, from readings each off by up to a point (sd 0.29 point).
-                slope_error = 0.41 / (progress - entry.progress0)
-                start_error = math.hypot(0.29, (entry.progress0 + 0.5) * slope_error) / rate
-                model.add_share(min(max(start / total, 0.0), 0.9), start_error / total)
-                return len(model.queue_share) == model.SHARES_NEEDED
-    return False
+def _read(
+    name: str, survival: Survival, frame: Frame, floor: float, level: float, prior: bool, slack: float = 0.0
+) -> Finish | None:
+    """A source's forecast: its multipliers' quantiles above the floor, through the task's frame; the low quantile
+    ``slack`` seconds earlier still (never before the floor)."""
+    offset, scale = frame
+    least = (floor - offset) / scale
+    low = survival.quantile(least, level)
+    if low is None:
+        return None
+    median = survival.quantile(least, 0.5)
+    high = survival.quantile(least, 1.0 - RISK)
+    return Finish(
+        max(floor, offset + scale * low - slack),
+        None if median is None else offset + scale * median,
+        name,
+        prior=prior,
+        high=None if high is None else offset + scale * high,
+    )
 
 
-def predict(entry: Readings, model: BatchModel) -> tuple[float, float] | None:
-    """``(seconds from submit to the predicted finish, uncertainty in seconds)`` from the most precise evidence
-    at hand, or ``None`` when there is none. Progress comes in whole points, so a reading ``p`` means
-    somewhere in ``[p, p + 1)``: half a point up is the best guess, half a point either way its error."""
-    candidates: list[tuple[float, float]] = []
-    p0, t0, p1, t1 = entry.progress0, entry.time0, entry.progress1, entry.time1
-    if p0 is not None and p1 is not None and t1 > t0:
-        rate = (p1 - p0) / (t1 - t0)
-        left = (99.5 - p1) / rate
-        # The rate is uncertain by about a point over the points gained.
-        candidates.append((t1 + left, left / (p1 - p0) + 0.5 / rate + TIMING))
-    if p0 is not None and t0 > 0:
-        shares = model.queue_share
-        share = shares.quantile(0.5, least=model.SHARES_NEEDED)
-        done = (p0 + 0.5) / 100.0
-        if share is not None:
-            # progress = (t - share * T) / ((1 - share) * T)  =>  T = t / (share + (1 - share) * progress)
-            scale = share + (1.0 - share) * done
-            total = t0 / scale
-            spread = max(SHARE_SIGMAS * model.share_spread(), SHARE_FLOOR)
-            # d total / d progress and d total / d share, times their errors.
-            error = total * ((1.0 - share) * 0.005 + (1.0 - done) * spread) / scale
-            candidates.append((total, error + TIMING))
-        else:
-            # Without knowing how long tasks queue: progress rising from the submit gives the latest finish,
-            # and the task can finish any moment from now on.
-            latest = t0 / done
-            candidates.append(((t0 + latest) / 2, (latest - t0) / 2))
-    if entry.eta is not None:
-        eta = (entry.eta, 0.3 * entry.eta)
-        if candidates:
-            # The provider's estimate only helps when it agrees with the task's own progress.
-            best = min(candidates, key=lambda c: c[1])
-            if abs(eta[0] - best[0]) <= best[1] + eta[1] and eta[1] < best[1]:
-                candidates.append(eta)
-        else:
-            candidates.append(eta)
-    if not candidates:  # nothing about this task itself: how long its peers take
-        typical = model.typical()
-        if typical is not None:
-            candidates.append((typical, 0.5 * typical))
-    return min(candidates, key=lambda c: c[1]) if candidates else None
-
-
-def finished_duration(entry: Readings, model: BatchModel, total: float, last_seen: float) -> float:
-    """How long a task that was found finished ``total`` seconds after its submit really took; ``last_seen`` is
-    when it was last seen still going."""
-    p0, t0, p1, t1 = entry.progress0, entry.time0, entry.progress1, entry.time1
-    if p0 is not None and p1 is not None and t1 > t0:
-        rate = (p1 - p0) / (t1 - t0)
-        return min(total, t1 + (99.5 - p1) / rate)  # the line knows the finish better than our late look
-    # Somewhere between the last look and this one: where a precise prediction put it, else the middle, which
-    # errs early when the looks were far apart (found finished at its first look: anything up to now).
-    prediction = predict(entry, model) if p0 is not None else None
-    if prediction is not None and prediction[1] < 0.2 * total:
-        return min(max(prediction[0], last_seen), total)
-    return (total + last_seen) / 2
+def _point_time(entry: Readings) -> float:
+    """Seconds one progress point takes at the task's pace so far (0 without a reading)."""
+    readings = entry.readings
+    if not readings:
+        return 0.0
+    (t0, p0), (t1, p1) = (readings[0], readings[-1]) if len(readings) > 1 else (ORIGIN, readings[-1])
+    return (t1 - t0) / (p1 - p0) if p1 > p0 and t1 > t0 else t1 / max(p1, 1)

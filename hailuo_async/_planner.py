@@ -1,22 +1,35 @@
-"""When to check each task: its first look, and its next check after every answer. Pure: no I/O, no waiting.
+"""When to check each task: the polling contract. Pure: no I/O, no waiting.
 
 Data flow: the poller (:mod:`._poller`) keeps an :class:`Entry` per tracked task and asks the :class:`Planner`
-when to look at it, first (:meth:`Planner.first_look_wait`) and after each answer (:meth:`Planner.next_check`);
-the planner answers from the forecaster's predictions (:mod:`._forecast`) and the :class:`PollPolicy`. A task's
-first look comes when only the fastest few percent of tasks like it are done (learned from the batch: a few early
-"probe" tasks, apimart's ``estimated_time``, other tasks' progress, finished tasks); from then on its next check
-is aimed just after its predicted finish, with an intermediate reading first while that finish is uncertain.
+when to check it next, after tracking it and after every answer; the planner answers from the forecaster's
+forecast (:mod:`._forecast`) and the :class:`PollPolicy`.
+
+The contract, for ``max_lag = L``:
+
+- **Never more checks than a plain loop at** ``L``: a task's ``k``-th check is never sent before ``k * L`` seconds
+  after its submit, so at every moment it has had at most as many checks as the loop would have sent.
+- **Detection lag within** ``L`` **at the 95th percentile**: a task is checked on a beat of ``AIM * L``, like a
+  loop, except where the forecast says it will very likely not finish for at least another beat: then the check is
+  aimed one beat after the :data:`~._forecast.RISK` quantile of its finish, *given that it was still running at its
+  last check*, skipping the beats between. A task therefore goes unchecked for long only while the evidence says it
+  is very unlikely to have finished, and the lag exceeds a beat only with that small chance.
+- **As few checks as the evidence allows**: the better the forecast (progress that maps well to time, a reliable
+  ``estimated_time``, a batch whose durations are alike), the later its low quantile, and the fewer checks.
+
+Roles: a random few tasks ("audits") are polled like the loop, so every source is scored against finishes known
+within ``L`` (:mod:`._forecast`). The first tasks ("probes") are planned from their own evidence only (their
+progress, the provider's estimate): until some finish, how long they have been seen running bounds how early the
+others can finish, and those others wait for that news instead of being checked.
 """
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ._config import PollPolicy
-from ._forecast import BatchModel, predict
+from ._forecast import Forecaster, Role
 from ._http import HttpRequest
 from ._models import Task, TaskState, TaskStatus
 
@@ -32,186 +45,121 @@ class Entry:
     __slots__ = (
         "callbacks",
         "checks",
-        "cleared",
-        "counted",
+        "covered",
         "deadline",
-        "deferrals",
         "errors",
-        "eta",
-        "evidence",
-        "first_look",
+        "estimate",
+        "frames",
+        "lag",
         "last_seen",
-        "line_waits",
         "listener",
-        "measured",
-        "probe",
-        "progress0",
-        "progress1",
+        "readings",
         "request",
-        "scout",
-        "spread",
+        "role",
         "started",
         "state",
         "task",
-        "time0",
-        "time1",
+        "trials",
         "undecodable",
-        "unplanned",
         "urgent",
         "version",
+        "waiting",
     )
 
-    def __init__(self, task: Task, started: float, deadline: float | None) -> None:
+    def __init__(self, task: Task, started: float, deadline: float | None, lag: float = 2.0) -> None:
         self.task = task
         self.started = started
         self.deadline = deadline
+        self.lag = lag  # the contract's max_lag for this task (a sparser one when a webhook brings the news)
+        self.role: Role = "planned"
         self.callbacks: list[Callback] = []
         self.listener: Callable[[TaskStatus], None] | None = None
-        self.checks = 0
-        self.cleared = False  # its first look was found due (no more deferring)
-        self.urgent = False  # its next check is aimed at a predicted finish
+        self.checks = 0  # answered checks
         self.errors = 0
         self.undecodable = 0  # status answers in a row that could not be decoded
-        self.deferrals = 0
-        self.line_waits = 0
-        self.first_look = math.inf  # seconds from submit to its planned first check
-        self.evidence = 0  # how good the evidence behind first_look is (see _Model.first_look)
-        self.last_seen = 0.0  # seconds from submit to the latest answered check
-        self.spread = 1.0 - Planner.FIRST_SPREAD * random.random()  # where in the spread its first look falls
+        self.last_seen = 0.0  # seconds from submit to the latest answer that found it still going
+        self.covered = 0.0  # seconds from submit until which the evidence said it would very likely still go
         self.version = 0
-        self.scout = False
-        self.probe = False
-        self.counted = False  # this task's predicted duration is in the model's sample
-        self.unplanned = False  # read before the model could turn one reading into a finish time
-        self.measured = False  # this task's line has told the model its queueing share
+        self.urgent = False  # its next check is likely to find it finished
+        self.waiting = False  # its next due moment is only a time to plan again, not a check
         self.request: HttpRequest | None = None  # the status request, built once
         self.state = TaskState.QUEUED
-        self.eta: float | None = None
-        # First and latest progress readings strictly between 0 and 100: (seconds since submit, percent).
-        self.progress0: int | None = None
-        self.time0 = 0.0
-        self.progress1: int | None = None
-        self.time1 = 0.0
+        self.readings: list[tuple[float, int]] = []
+        self.frames: list[tuple[int, float, float, int]] = []
+        self.estimate: tuple[float, float] | None = None
+        self.trials: list[tuple[str, float]] | None = None
 
 
 class Planner:
-    """Plans every check of one poller's tasks from what its :class:`BatchModel` has learned."""
+    """Plans every check of one poller's tasks under the policy's contract."""
 
-    FIRST_QUANTILE = 0.05
-    """A task's first look comes when about this share of tasks like it are done already."""
-    FIRST_SPREAD = 0.2
-    """First looks of alike tasks are spread over this share of their delay: the early ones teach the rest."""
-    LINE_WAITS = 6
-    """Half seconds a first look may wait for the scouts' lines (a reading is worth more once they are in)."""
-    DIRECT_LIMIT = 6.0
-    """Largest uncertainty, in ``near_end_interval`` units, at which the next check aims straight at the finish."""
-    MARGIN_SHARE = 0.15
-    """Share of a prediction's uncertainty by which a check aimed at the finish comes after it."""
+    AIM = 0.93
+    """Share of ``max_lag`` (less the status checks' latency) between beats, and by which a check comes after the low
+    quantile of the finish: the rest absorbs the poller's wake-up grid and the spread of latencies."""
 
-    def __init__(self, policy: PollPolicy, model: BatchModel) -> None:
+    def __init__(self, policy: PollPolicy, forecaster: Forecaster, rng: random.Random | None = None) -> None:
         self.policy = policy
-        self.model = model
-        self.unplanned: list[Entry] = []
-        """Tasks planned on a rough guess, to plan again once the model can read single progress readings."""
+        self.forecaster = forecaster
+        self.rng = rng if rng is not None else forecaster.rng
+        self.latency = 0.0  # how long a status answer takes to come back, smoothed: it counts in the lag
 
-    def first_look_wait(self, entry: Entry, now: float) -> float:
-        """Seconds until a task's first check; 0 means now. Asked again (within a second) while it says wait."""
-        model = self.model
-        if entry.probe:
-            return 0.0
-        if model.probes < model.PROBES and len(model.estimates) + len(model.predicted) < model.PROBES:
-            # Among the first tasks: look now, to learn what the rest can expect.
-            entry.probe = True
-            model.probes += 1
-            if model.scouts < model.SCOUTS:
-                entry.scout = True
-                model.scouts += 1
-            return 0.0
-        age = now - entry.started
-        basis = model.first_look(self.FIRST_QUANTILE)
-        if basis is None:  # nothing learned yet: wait for the probes, but not forever
-            wait = self.policy.first_check if entry.deferrals < 4 else 0.0
-        else:
-            # Look when only the fastest few percent of tasks like it are done already. What the batch learns
-            # meanwhile may bring that moment forward; only better evidence may push it back: the tasks asked
-            # about later are the slower ones, and chasing them would make the fast ones wait.
-            typical, level = basis
-            when = max(self.policy.first_check, typical * entry.spread)
-            entry.first_look = when if level > entry.evidence else min(entry.first_look, when)
-            entry.evidence = level
-            wait = min(entry.first_look, self.policy.max_interval) - age
-        if (
-            wait <= 0.05
-            and model.progress_seen
-            and len(model.queue_share) < model.SHARES_NEEDED
-            and entry.line_waits < self.LINE_WAITS
-        ):
-            # One reading says little until the scouts' lines tell how progress relates to the finish.
-            entry.line_waits += 1
-            wait = 0.5
-        if wait <= 0.05 or entry.deferrals >= 64:
-            return 0.0
-        entry.deferrals += 1
-        # Decide again within a second: what the batch learns meanwhile may bring the first look forward.
-        return min(wait, 1.0)
+    def took(self, seconds: float) -> None:
+        """A status check took ``seconds`` from its send to its answer."""
+        self.latency += 0.1 * (seconds - self.latency)
 
-    def jittered(self, delay: float, *, most: float | None = None) -> float:
-        """``delay`` spread by the policy's relative jitter, by at most ``most`` seconds either way if given."""
-        spread = self.policy.jitter
-        if not spread:
-            return delay
-        amount = delay * spread if most is None else min(delay * spread, most)
-        return delay + random.uniform(-amount, amount)
+    def enrol(self, task: Task, started: float, deadline: float | None, lag: float | None = None) -> Entry:
+        """A new task's entry and its role. ``lag``: its own ``max_lag`` (a task whose provider calls back is
+        polled only as a safety net: it is neither a probe nor an audit)."""
+        entry = Entry(task, started, deadline, self.policy.max_lag if lag is None else lag)
+        if lag is not None:
+            return entry
+        entry.role = self.forecaster.enrol(task.task_id, entry)
+        if entry.role == "audit":
+            entry.trials = []
+        return entry
 
-    def next_check(self, entry: Entry, now: float, outstanding: int) -> float:
-        """Seconds until the next check of a task that is still going (jittered); ``outstanding`` tasks are tracked."""
+    def next_check(self, entry: Entry, now: float) -> float:
+        """When (monotonic) a task still going is next due. ``entry.waiting`` says whether that moment is a check
+        or only a time to plan again; ``entry.urgent`` whether the check is likely to find the task finished."""
         policy = self.policy
-        elapsed = now - entry.started
-        prediction = predict(entry, self.model)
-        entry.urgent = False
-        if prediction is None:
-            # Nothing known at all: back off geometrically with the task's age.
-            return self.jittered(min(policy.max_interval, max(policy.min_interval, elapsed * 0.5)))
-        total, uncertainty = prediction
-        if not entry.counted and entry.progress0 is not None and uncertainty < 0.2 * total:
-            entry.counted = True  # once per task: the sample is of tasks, not of readings
-            self.model.predicted.add(total)
-        remaining = total - elapsed
-        if (
-            not entry.unplanned
-            and entry.progress1 is None
-            and entry.progress0 is not None
-            and len(self.model.queue_share) < self.model.SHARES_NEEDED
-        ):
-            entry.unplanned = True  # planned on a rough guess; planned again once the scouts have measured
-            self.unplanned.append(entry)
-        if entry.scout and self.scouting(entry, outstanding):
-            return self.jittered(max(policy.min_interval, min(policy.near_end_interval, remaining)))
-        earliest = remaining - uncertainty
-        margin = min(policy.near_end_interval, self.MARGIN_SHARE * uncertainty)
-        if uncertainty <= self.DIRECT_LIMIT * policy.near_end_interval and remaining > -margin:
-            # Precise: just after the predicted finish. Finishes differ from task to task, so these checks are
-            # spread anyway; jitter may not push one far past its aim.
-            delay = remaining + margin
-            entry.urgent = True
-            return min(policy.max_interval, max(policy.min_interval, self.jittered(delay, most=0.2 * margin)))
-        if earliest > policy.min_interval:
-            delay = earliest  # imprecise: look when it could first be done; that reading sharpens the prediction
-        elif remaining > -margin:
-            delay = max(policy.near_end_interval, 0.25 * uncertainty)  # may finish any moment: a steady cadence
-            entry.urgent = True
-        else:
-            overdue = -remaining
-            # Past the prediction: at a short cadence while that is within its uncertainty, then backing off.
-            delay = policy.near_end_interval if overdue <= 3 * uncertainty + 2.0 else overdue * 0.25
-            entry.urgent = True
-        return self.jittered(min(policy.max_interval, max(policy.min_interval, delay)))
+        lag = entry.lag
+        seen = entry.started + entry.last_seen  # the last answer that found it going (or its submit)
+        step = max(self.AIM * lag - self.latency, min(policy.min_interval, 0.5 * lag))
+        beat = max(now, seen + step)  # the loop's next beat: one step after the last sighting, or now if overdue
+        budget = entry.started + (entry.checks + 1) * lag  # the loop at max_lag sends no earlier
+        entry.waiting = entry.urgent = False
+        if entry.role == "audit":
+            if entry.checks and entry.trials is not None:
+                entry.trials.extend(self.forecaster.trials(entry, entry.last_seen))
+            return max(budget, beat)
+        finish = self.forecaster.forecast(entry, entry.last_seen)
+        if finish is None or (finish.bound and entry.role == "probe"):
+            return max(budget, beat)  # nothing usable known (a probe is what the others wait for): the plain loop
+        latest = max(beat, seen + policy.max_interval)  # no gap beyond max_interval
+        if finish.bound:
+            # Nothing finished yet, and probes at least as old as this task were seen running at ``finish.low``:
+            # wait for their next sighting (due within ``max_lag``) or their first finish, whichever comes first.
+            again = entry.started + finish.low + 1.1 * lag
+            if again <= now:
+                return max(budget, beat)  # the probes were not seen again in time: check it like the loop
+            entry.waiting = again < latest
+            entry.covered = max(entry.covered, finish.low)
+            return min(again, latest)
+        aimed = entry.started + finish.low + step
+        if aimed < beat + step:
+            # Not a whole beat to skip: a beat of the loop (the low quantile's slack would only add lag).
+            return max(budget, beat)
+        entry.urgent = finish.median is not None and aimed >= entry.started + finish.median
+        entry.covered = max(entry.covered, finish.low)
+        if policy.jitter:
+            aimed -= self.rng.uniform(0.0, policy.jitter) * (aimed - beat)  # earlier only, never before the beat
+        return max(budget, min(aimed, latest))
 
-    def scouting(self, entry: Entry, outstanding: int) -> bool:
-        """Whether a scout still reads its progress often, to measure its line while the model lacks lines."""
-        if entry.measured or len(self.model.queue_share) >= self.model.SHARES_NEEDED:
-            return False
-        if outstanding <= 4 * self.model.SCOUTS:
-            return False  # too few tasks outstanding for what a scout learns to pay for its extra checks
-        # A provider that reports no progress gets a few quick looks, then the plain plan.
-        return entry.checks < (self.model.SCOUT_CHECKS if entry.progress0 is not None else 4)
+    @staticmethod
+    def duration(entry: Entry, now: float) -> tuple[float, float]:
+        """How long a task found ended at ``now`` took, and give or take how much: the middle of when it likely
+        ended, after its last answer and after the low quantile its last check was aimed from. Should that forecast
+        be wrong, the audits tell (:mod:`._forecast` scores every source on them) and the source loses its weight."""
+        found = now - entry.started
+        since = min(max(entry.last_seen, entry.covered), found)
+        return (since + found) / 2.0, (found - since) / 2.0

@@ -7,15 +7,13 @@ teaches about when tasks finish is kept by the forecaster (:mod:`._forecast`); t
 and resolves.
 
 Tasks wait in two heaps ordered by their next check (O(log n) per check, whatever the number outstanding): checks
-aimed at a predicted finish, served first, and routine ones (first looks, intermediate readings, retries). Each task
-is checked as few times as possible. Its first look comes when only the fastest few percent of tasks like it are
-done (learned from the batch: a few early "probe" tasks, apimart's ``estimated_time``, other tasks' progress,
-finished tasks). From then on its next check is aimed just after its predicted finish: two progress readings give
-the task's line; one reading gives it too once "scout" tasks have measured how long tasks queue before progress
-starts; else the provider's estimate, else the batch's typical duration. When the finish is still uncertain, an
-intermediate reading comes first. The loop wakes on a coarse grid so that checks due together go out together. A
-429 pauses the whole client through the pacer; one task's error never stops the loop; a task past its deadline gets
-:class:`GenerationTimeoutError` and is dropped.
+likely to find the task finished, served first when the provider's rate limit leaves room for fewer checks than are
+due, and the others. When each check comes is the planner's (:mod:`._planner`): its contract bounds the detection
+lag by ``PollPolicy.max_lag`` at the 95th percentile and the checks by those of a plain loop at ``max_lag``. A
+planned moment may be only a time to plan again (a task waiting for the first tasks' news): that costs no request.
+The loop wakes on a coarse grid so that checks due together go out together. A 429 pauses the whole client through
+the pacer; one task's error never stops the loop; a task past its deadline gets :class:`GenerationTimeoutError`
+and is dropped.
 """
 
 from __future__ import annotations
@@ -24,6 +22,7 @@ import heapq
 import itertools
 import logging
 import math
+import random
 from collections.abc import Callable
 
 import anyio
@@ -38,7 +37,7 @@ from ._exceptions import (
     HailuoError,
     RateLimitError,
 )
-from ._forecast import BatchModel, finished_duration, observe
+from ._forecast import Forecaster
 from ._http import redact
 from ._models import Generation, Task, TaskState, TaskStatus
 from ._planner import Entry, Planner
@@ -58,8 +57,9 @@ Callback = Callable[[Outcome], None]
 class Poller:
     """Checks the status of every tracked task; resolves each task's callbacks with its outcome."""
 
-    TICK = 0.1
-    """Seconds of the grid the loop wakes on: checks due within one tick go out together."""
+    TICK = 0.05
+    """Seconds of the grid the loop wakes on: checks due within one tick go out together (at most a fiftieth of
+    ``max_lag``)."""
     UNDECODABLE_LIMIT = 5
     """Status answers in a row that cannot be decoded after which a task fails with :class:`DecodeError` (its id
     attached, so the paid task can be recovered) instead of being polled until its deadline."""
@@ -72,6 +72,7 @@ class Poller:
         policy: PollPolicy,
         retry: RetryPolicy,
         clock: Clock,
+        rng: random.Random | None = None,
     ) -> None:
         self.provider = provider
         self.sender = sender
@@ -80,11 +81,19 @@ class Poller:
         self.clock = clock
         self._entries: dict[str, Entry] = {}
         self._heap: list[tuple[float, int, str, int]] = []  # urgent checks: aimed at a predicted finish
-        self._routine: list[tuple[float, int, str, int]] = []  # first looks, intermediate readings, retries
+        self._routine: list[tuple[float, int, str, int]] = []  # the others: readings, retries, plans to revisit
         self._seq = itertools.count()
         self._wake = anyio.Event()
-        self._model = BatchModel()
-        self._planner = Planner(policy, self._model)
+        self._tick = min(self.TICK, 0.02 * policy.max_lag)
+        self._forecaster = Forecaster(rng)
+        self._planner = Planner(policy, self._forecaster)
+        self._waiting: dict[str, Entry] = {}  # tasks whose next due moment is a time to plan again
+        self.webhook_lag: float | None = None
+        """``max_lag`` of the safety-net polling of tasks whose provider was given a callback (:meth:`hooked`)."""
+        self._hooked: set[str] = set()
+        self.deliveries = 0  # webhook deliveries that brought a tracked task's end
+        self.unknown_deliveries = 0  # deliveries about tasks this client does not track
+        self._news_planned = -math.inf  # when the waiting tasks were last planned again on news
         self._retrier = Retrier(retry, clock=clock)
         self._unknown_words: set[str] = set()
         self.errors = 0
@@ -105,7 +114,6 @@ class Poller:
         callback: Callback,
         *,
         deadline: float | None,
-        first_check: float | None = None,
         listener: Callable[[TaskStatus], None] | None = None,
     ) -> None:
         """Poll ``task`` until it ends, then call ``callback`` once with a :class:`Generation` or an error.
@@ -117,14 +125,40 @@ class Poller:
         limit = None if deadline is None else now + deadline
         if entry is None:
             started = now - max(0.0, self.clock.time() - task.submitted_at)
-            entry = self._entries[task.task_id] = Entry(task, started, limit)
-            delay = self.policy.first_check if first_check is None else first_check
-            self._schedule(entry, now + delay)
+            lag = self.webhook_lag if task.task_id in self._hooked else None
+            entry = self._entries[task.task_id] = self._planner.enrol(task, started, limit, lag)
+            self._schedule(entry, self._capped(entry, self._planner.next_check(entry, now)))
         elif entry.deadline is not None and (limit is None or limit > entry.deadline):
             entry.deadline = limit
         entry.callbacks.append(callback)
         if listener is not None:
             entry.listener = listener
+
+    def hooked(self, task_id: str) -> None:
+        """The provider was given a callback for ``task_id``: poll it only as a safety net (at ``webhook_lag``)."""
+        if self.webhook_lag is not None:
+            self._hooked.add(task_id)
+
+    def deliver(self, task_id: str | None, status: TaskStatus | None) -> None:
+        """A webhook said something of ``task_id``. A task's end resolves it at once when the news carries the
+        result (apimart's full status), else brings its next check forward to now (toapis says only that it ended;
+        MiniMax's URL comes from one more call). Whichever of the webhook and the poller sees the end first wins;
+        news of a task this client does not track is counted and dropped (resuming a journal polls those)."""
+        entry = self._entries.get(task_id) if task_id is not None else None
+        if entry is None:
+            self.unknown_deliveries += 1
+            logger.debug("hailuo_async: webhook for a task this client does not track")
+            return
+        if status is None or status.state not in (TaskState.COMPLETED, TaskState.FAILED):
+            return  # news that it runs: the poller's plan stands
+        self.deliveries += 1
+        now = self.clock.monotonic()
+        if status.state is TaskState.FAILED or status.video_url:
+            self._note_status(entry, status)
+            self._finish(entry, status, now, url=status.video_url, expires=status.expires_at, exact=True)
+            return
+        entry.waiting, entry.urgent = False, True
+        self._schedule(entry, now)
 
     def untrack(self, task_id: str, callback: Callback | None = None) -> None:
         """Forget ``callback`` (or every callback) of ``task_id``; polling stops once nobody waits."""
@@ -134,7 +168,7 @@ class Poller:
         if callback is not None and callback in entry.callbacks:
             entry.callbacks.remove(callback)
         if callback is None or not entry.callbacks:
-            del self._entries[task_id]
+            self._forget(entry)
 
     async def run(self) -> None:
         """The polling loop; runs until cancelled (the client's task group owns it).
@@ -153,7 +187,9 @@ class Poller:
                     # once for them all instead of once each (the cost of a wake-up dwarfs that of a check).
                     timeout = None
                     if due != math.inf:
-                        timeout = math.ceil(due / self.TICK) * self.TICK - self.clock.monotonic()
+                        # Never before ``due`` itself (rounding may land a hair early: that would spin).
+                        tick = self._tick
+                        timeout = max(math.ceil(due / tick) * tick, due) - self.clock.monotonic()
                     await self.clock.wait(self._reset_wake(), timeout)
                     continue
                 await self.sender.acquire()
@@ -173,11 +209,18 @@ class Poller:
 
     def _schedule(self, entry: Entry, when: float) -> None:
         entry.version += 1
+        if entry.waiting:
+            self._waiting[entry.task.task_id] = entry
+        else:
+            self._waiting.pop(entry.task.task_id, None)
         heap = self._heap if entry.urgent else self._routine
         wake = (not self._heap or when < self._heap[0][0]) and (not self._routine or when < self._routine[0][0])
         heapq.heappush(heap, (when, next(self._seq), entry.task.task_id, entry.version))
         if wake:
             self._wake.set()
+
+    def _plan(self, entry: Entry, now: float) -> None:
+        self._schedule(entry, self._capped(entry, self._planner.next_check(entry, now)))
 
     def _top(self, heap: list[tuple[float, int, str, int]]) -> float:
         """When the first live entry of ``heap`` is due (``inf`` if none), dropping stale ones on the way."""
@@ -191,58 +234,46 @@ class Poller:
         return math.inf
 
     def _next_due(self) -> float | None:
-        """``None`` when a check is due now; else when the next one will be (``inf``: nothing scheduled).
-        First looks that come due are first asked whether the batch says to wait (no token needed for that)."""
+        """``None`` when a check is due now; else when the next one will be (``inf``: nothing scheduled). Due
+        moments that are only times to plan again are planned again on the way (no token needed for that)."""
         now = self.clock.monotonic()
         while True:
             urgent, routine = self._top(self._heap), self._top(self._routine)
-            if urgent <= now:
-                return None
-            if routine > now:
+            if min(urgent, routine) > now:
                 return min(urgent, routine)
-            _, _, task_id, _ = self._routine[0]
-            entry = self._entries[task_id]
-            if entry.checks or entry.cleared or self._first_look_now(entry, now):
-                entry.cleared = True
+            heap = self._heap if urgent <= now else self._routine
+            entry = self._entries[heap[0][2]]
+            if not entry.waiting:
                 return None
-            # deferred: _first_look_now put it back
+            heapq.heappop(heap)
+            self._plan(entry, now)
 
     def _pop_due(self) -> Entry | None:
-        """The most urgent due entry, marked in flight; ``None`` if what was due is gone meanwhile."""
+        """The most urgent due entry, marked in flight; ``None`` if what was due is gone meanwhile. Due moments
+        that are only times to plan again are planned again on the way."""
         now = self.clock.monotonic()
-        for heap in (self._heap, self._routine):
-            if self._top(heap) <= now:
-                _, _, task_id, _ = heapq.heappop(heap)
-                entry = self._entries[task_id]
-                entry.version += 1  # in flight: nothing else may fire it
-                return entry
-        return None
+        while True:
+            heap = self._heap if self._top(self._heap) <= now else self._routine
+            if self._top(heap) > now:
+                return None
+            _, _, task_id, _ = heapq.heappop(heap)
+            entry = self._entries[task_id]
+            if entry.waiting:
+                self._plan(entry, now)
+                continue
+            entry.version += 1  # in flight: nothing else may fire it
+            return entry
 
-    def _first_look_now(self, entry: Entry, now: float) -> bool:
-        """Whether to check a task for the first time now; if not, it is put back to be asked again later."""
-        wait = self._planner.first_look_wait(entry, now)
-        if wait <= 0:
-            return True
-        self._schedule(entry, self._capped(entry, now + wait))
-        return False
-
-    def _plan(self, entry: Entry, now: float) -> float:
-        """Seconds until the next check of a task that is still going."""
-        return self._planner.next_check(entry, now, len(self._entries))
-
-    def _replan(self, now: float) -> None:
-        """The model has just learned to read single progress readings: plan anew the tasks read before."""
-        planner = self._planner
-        waiting, planner.unplanned = planner.unplanned, []
-        for entry in waiting:
-            entry.unplanned = False
-            if self._entries.get(entry.task.task_id) is entry:
-                # An entry being checked right now is rescheduled again when its answer comes: harmless.
-                self._schedule(entry, self._capped(entry, now + self._plan(entry, now)))
-
-    def _learn(self, entry: Entry, now: float) -> None:
-        """A task finished: remember how long it took."""
-        self._model.durations.add(finished_duration(entry, self._model, now - entry.started, entry.last_seen))
+    def _learn(self, entry: Entry, now: float, *, exact: bool = False) -> None:
+        """A task ended: the forecaster learns how long it took; tasks waiting for such news plan again (at most
+        once a second: what one more finish changes is small)."""
+        duration = (now - entry.started, 0.0) if exact else self._planner.duration(entry, now)
+        self._forecaster.finished(entry.task.task_id, entry, *duration)
+        if self._waiting and now - self._news_planned >= 1.0:
+            self._news_planned = now
+            for waiting in list(self._waiting.values()):
+                if self._entries.get(waiting.task.task_id) is waiting and waiting.waiting:
+                    self._plan(waiting, now)
 
     # -- one check ----------------------------------------------------------------------------------------
 
@@ -263,7 +294,9 @@ class Poller:
         if request is None:
             request = entry.request = self.provider.build_status(task.task_id)
         try:
+            sent = self.clock.monotonic()
             status = await self.sender.call(request, self.provider.parse_status, paced=True)
+            self._planner.took(self.clock.monotonic() - sent)
         except RateLimitError as exc:
             self._after_failure(entry, exc, floor=exc.retry_after or self.retry.rate_limit_default)
             return
@@ -284,24 +317,16 @@ class Poller:
         entry.checks += 1
         now = self.clock.monotonic()
         self._note_status(entry, status)
-        if observe(entry, self._model, status, now - entry.started):
-            self._replan(now)
+        self._forecaster.observe(entry, status, now - entry.started)
+        if status.state not in (TaskState.COMPLETED, TaskState.FAILED):
+            self._forecaster.remember(entry)
         if status.state is TaskState.COMPLETED:
             await self._complete(entry, status, now)
         elif status.state is TaskState.FAILED:
-            self._learn(entry, now)
-            self._resolve(
-                entry,
-                GenerationFailedError(
-                    redact(status.error or "task failed"),
-                    provider=self.provider.name,
-                    task_id=task.task_id,
-                    code=status.error_code,
-                ),
-            )
+            self._finish(entry, status, now)
         elif not self._past_deadline(entry, now):
-            self._schedule(entry, self._capped(entry, now + self._plan(entry, now)))
-        entry.last_seen = now - entry.started
+            entry.last_seen = now - entry.started
+            self._plan(entry, now)
 
     def _note_status(self, entry: Entry, status: TaskStatus) -> None:
         word = status.provider_status
@@ -313,7 +338,6 @@ class Poller:
             entry.listener(status)
 
     async def _complete(self, entry: Entry, status: TaskStatus, now: float) -> None:
-        task = entry.task
         url, expires = status.video_url, status.expires_at
         if url is None and status.file_id is not None:
             try:
@@ -324,7 +348,35 @@ class Poller:
                 else:
                     self._resolve(entry, exc)
                 return
-        self._learn(entry, now)
+        self._finish(entry, status, now, url=url, expires=expires)
+
+    def _finish(
+        self,
+        entry: Entry,
+        status: TaskStatus,
+        now: float,
+        *,
+        url: str | None = None,
+        expires: float | None = None,
+        exact: bool = False,
+    ) -> None:
+        """Resolve a task the provider says has ended (unless a webhook or another check got there first).
+        ``exact``: the news came as it ended (a webhook), so its duration is known."""
+        task = entry.task
+        if self._entries.get(task.task_id) is not entry:
+            return
+        self._learn(entry, now, exact=exact)
+        if status.state is TaskState.FAILED:
+            self._resolve(
+                entry,
+                GenerationFailedError(
+                    redact(status.error or "task failed"),
+                    provider=self.provider.name,
+                    task_id=task.task_id,
+                    code=status.error_code,
+                ),
+            )
+            return
         self._resolve(
             entry,
             Generation(
@@ -364,12 +416,16 @@ class Poller:
             return
         logger.info("hailuo_async: status check of %s failed (%s); retrying", entry.task.task_id, type(exc).__name__)
         delay = min(self.policy.max_interval, retry_delay(entry.errors - 1, self.retry, floor))
+        entry.waiting = entry.urgent = False
         self._schedule(entry, self._capped(entry, now + max(delay, floor)))
 
     @staticmethod
     def _capped(entry: Entry, when: float) -> float:
         # The last check happens at the deadline itself, so a timeout is reported on time.
-        return when if entry.deadline is None else min(when, entry.deadline)
+        if entry.deadline is None or when < entry.deadline:
+            return when
+        entry.waiting = False
+        return entry.deadline
 
     def _past_deadline(self, entry: Entry, now: float, *, cause: BaseException | None = None) -> bool:
         if entry.deadline is None or now < entry.deadline:
@@ -382,9 +438,16 @@ class Poller:
         self._resolve(entry, error)
         return True
 
+    def _forget(self, entry: Entry) -> None:
+        task_id = entry.task.task_id
+        if self._entries.get(task_id) is entry:
+            del self._entries[task_id]
+            self._waiting.pop(task_id, None)
+            self._forecaster.forget(task_id)  # a probe gone unfinished must not bound the others
+            self._hooked.discard(task_id)
+
     def _resolve(self, entry: Entry, outcome: Outcome) -> None:
-        if self._entries.get(entry.task.task_id) is entry:
-            del self._entries[entry.task.task_id]
+        self._forget(entry)
         for callback in entry.callbacks:
             try:
                 callback(outcome)

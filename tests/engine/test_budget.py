@@ -40,7 +40,7 @@ from .fakegw import FakeGateway, _json, maybe_sent, not_sent
 
 pytestmark = pytest.mark.anyio
 
-FAST_POLL = PollPolicy(first_check=0.1, min_interval=0.05, near_end_interval=0.1, max_interval=1.0, deadline=60)
+FAST_POLL = PollPolicy(max_lag=0.1, min_interval=0.05, max_interval=1.0, deadline=60)
 FAST_RETRY = RetryPolicy(base_delay=0.001, max_delay=0.01, lookup_delay=0.01)
 HAILUO_02 = "MiniMax-Hailuo-02"
 

@@ -59,7 +59,9 @@ async def test_generate_one_task_few_checks_prompt_detection() -> None:
     assert video.video_url == "https://cdn.example/t1.mp4"
     assert video.request.resolution == "768p"
     task = gw.tasks["t1"]
-    assert task.checks <= 8, gw.status_times  # a 2 s fixed-interval poller makes 60
+    # A 2 s fixed-interval poller makes 60. Alone, with no finished task to learn from, the poller reads the task's
+    # estimate and its pace through wide priors: each check skips only what they rule out.
+    assert task.checks <= 20, gw.status_times
     lag = gw.status_times[-1] - gw.true_end("t1")
     assert 0 <= lag <= 2.0
 
@@ -75,9 +77,9 @@ async def test_many_tasks_few_requests_and_prompt_detection() -> None:
     assert all(isinstance(r, Generation) for r in results)
     checks = [t.checks for t in gw.tasks.values()]
     lags = sorted(t.completed_seen_at - (t.created + t.duration) for t in gw.tasks.values() if t.completed_seen_at)
-    # A 2 s fixed-interval poller would need ~80 checks per task here for ~1 s median lag.
-    assert statistics.mean(checks) <= 6, statistics.mean(checks)
-    assert lags[int(0.95 * len(lags))] <= 3.0, lags[-10:]  # a very wide spread (30-300 s): early finishers wait
+    # A 2 s fixed-interval poller would need ~83 checks per task here, for a p95 lag of 1.9 s.
+    assert statistics.mean(checks) <= 12, statistics.mean(checks)
+    assert lags[int(0.95 * len(lags))] <= 2.0, lags[-10:]  # max_lag, the contract
 
 
 async def test_minimax_retrieves_the_url_and_maps_failures() -> None:

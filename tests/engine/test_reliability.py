@@ -274,7 +274,7 @@ async def test_idempotency_keys_stable_per_item_distinct_across_items() -> None:
 async def test_poller_respects_a_global_rate() -> None:
     clock = FakeClock()
     gw = FakeGateway(clock, durations=lambda p: 10_000.0)
-    policy = PollPolicy(first_check=2.0, max_interval=30.0, deadline=None)
+    policy = PollPolicy(max_interval=30.0, deadline=None)
     async with HailuoClient(
         "apimart",
         api_key="k",
@@ -442,7 +442,7 @@ async def test_huge_api_answers_are_refused(serve: Callable[[Handler], Awaitable
 async def test_many_items_leave_no_per_item_state(count: int) -> None:
     gw = FakeGateway(SystemClock(), durations=lambda p: 0.05)  # type: ignore[arg-type]
     events: list[int] = []
-    poll = PollPolicy(first_check=0.05, min_interval=0.02, near_end_interval=0.05, status_concurrency=64)
+    poll = PollPolicy(max_lag=0.05, min_interval=0.02, status_concurrency=64)
     async with HailuoClient(
         "apimart", api_key="k", transport=MockTransport(gw, keep_requests=False), max_concurrency=64, poll=poll
     ) as client:

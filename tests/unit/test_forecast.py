@@ -1,146 +1,207 @@
-"""Pure logic of the poller on fixtures: what it learns from a batch (quantiles, first looks, queueing share), the
-order in which due checks go out, and the pacer's tally of accepted requests. No I/O: the poller is built over a
-MockTransport that is never called and a FakeClock that is never run."""
+"""The forecaster on recorded sequences, without a poller: Kaplan-Meier readings with censored tasks, the sources
+learned from finished tasks' predictions, priors, the probes' bound, and scoring that takes a source's weight away.
+Pure: no I/O, no clock."""
 
 from __future__ import annotations
 
 import math
 import random
+import statistics
 
 import pytest
 
-from hailuo_async import FakeClock, GenerationRequest, HttpRequest, HttpResponse, MockTransport, PollPolicy, Task
-from hailuo_async._config import RetryPolicy
-from hailuo_async._forecast import BatchModel as _Model
-from hailuo_async._forecast import Sample as _Sample
-from hailuo_async._forecast import estimate as _estimate
-from hailuo_async._pacer import RequestPacer, _Tally
-from hailuo_async._poller import Poller
-from hailuo_async._sender import PacedSender
-from hailuo_async.providers import get_provider
+from hailuo_async._forecast import (
+    LEAST,
+    RISK,
+    SCORED,
+    Forecaster,
+    Survival,
+    _ByProgress,
+)
+from hailuo_async._models import TaskState, TaskStatus
 
 
-def _never(request: HttpRequest) -> HttpResponse:
-    raise AssertionError("no request is sent in these tests")
+class Task:
+    """What the poller keeps of a task, as far as the forecaster reads it."""
+
+    def __init__(self) -> None:
+        self.readings: list[tuple[float, int]] = []
+        self.estimate: tuple[float, float] | None = None
+        self.trials: list[tuple[str, float]] | None = None
+        self.last_seen = 0.0
+        self.frames: list[tuple[int, float, float, int]] = []
 
 
-def _poller(clock: FakeClock) -> Poller:
-    return Poller(
-        provider=get_provider("apimart"),
-        sender=PacedSender(MockTransport(_never), RequestPacer(clock), rate_limit_default=1.0),
-        policy=PollPolicy(jitter=0.0),
-        retry=RetryPolicy(),
-        clock=clock,
-    )
+def running(progress: int | None = None, eta: float | None = None) -> TaskStatus:
+    return TaskStatus(state=TaskState.RUNNING, progress=progress, eta=eta)
 
 
-def _task(task_id: str, clock: FakeClock) -> Task:
-    return Task(
-        provider="apimart",
-        task_id=task_id,
-        request=GenerationRequest("a paper boat"),
-        submitted_at=clock.time(),
-    )
+def linear_progress(t: float, duration: float, queued: float = 0.15) -> int:
+    """The progress a task of ``duration`` reports at ``t``: 0 while queued, then a straight line to 99."""
+    return max(0, min(99, int(99 * (t - queued * duration) / ((1 - queued) * duration))))
 
 
-def _sample(values: list[float]) -> _Sample:
-    sample = _Sample()
-    for value in values:
-        sample.add(value)
-    return sample
+def play(forecaster: Forecaster, duration: float, checks: list[float], *, eta: float | None = None) -> Task:
+    """A task read at ``checks`` seconds (linear progress), then found finished ``duration`` seconds in."""
+    task = Task()
+    for t in checks:
+        if t >= duration:
+            break
+        forecaster.observe(task, running(linear_progress(t, duration), eta), t)
+        task.last_seen = t
+        forecaster.remember(task)
+    forecaster.finished(f"t{id(task)}", task, duration)
+    return task
 
 
-@pytest.mark.parametrize("sigma", [0.3, 0.5, 0.8])
-def test_low_quantile_of_a_lognormal_batch_from_its_first_tasks(sigma: float) -> None:
-    # From the 40 first tasks of a batch, the 5th percentile of how long tasks take comes out close to the truth
-    # (within 0.8 sigma in log terms, i.e. within a half for sigma 0.5) for 45 batches of 50.
-    truth = 15.0 * math.exp(-1.645 * sigma)
-    misses = 0
-    for seed in range(50):
-        rng = random.Random(seed)
-        sample = _sample([15.0 * math.exp(rng.gauss(0.0, sigma)) for _ in range(40)])
-        estimate = _estimate(sample, 0.05, least=3)
-        assert estimate is not None
-        misses += not (abs(math.log(estimate / truth)) <= 0.8 * sigma)
-    assert misses <= 5
+# -- Kaplan-Meier ----------------------------------------------------------------------------------------------
 
 
-def test_a_tiny_sample_is_read_early() -> None:
-    sample = _sample([10.0, 12.0, 20.0, 30.0])
-    estimate = _estimate(sample, 0.05, least=3)
-    assert estimate is not None and estimate < 0.6 * 12.0  # lowered while the sample is tiny
-    assert _estimate(_sample([10.0, 12.0]), 0.05, least=3) is None
-    assert _estimate(sample, 0.5, least=3) == 20.0  # the median is the sample's own
+def test_without_censoring_the_survival_reads_the_sample() -> None:
+    values = [float(v) for v in range(1, 101)]
+    survival = Survival(values, [])
+    median = survival.quantile(0.0, 0.5)
+    assert median is not None and 49.0 <= median <= 51.0
+    assert survival.quantile(90.0, 0.5) == pytest.approx(95.0, abs=1.0)  # given it is past 90
+    assert survival.quantile(100.0, 0.5) is None  # past everything seen: nothing known
 
 
-def test_first_look_prefers_better_evidence_and_finished_tasks_bound_it() -> None:
-    model = _Model()
-    assert model.first_look(0.05) is None
-    for value in (8.0, 14.0, 15.0, 20.0, 30.0):
-        model.estimates.add(value)
-    value, level = model.first_look(0.05) or (0.0, 0)
-    assert level == 1
-    for index in range(19):
-        model.predicted.add(20.0 + index)
-    assert (model.first_look(0.05) or (0.0, 0))[1] == 1  # a few predictions are not enough yet
-    model.predicted.add(40.0)
-    better, level = model.first_look(0.05) or (0.0, 0)
-    assert level == 2 and better > value  # precise predictions replace the provider's noisy estimates
-    for _ in range(5):
-        model.durations.add(9.0)  # five tasks already finished in 9 s: no later first look than that
-    bounded, level = model.first_look(0.05) or (0.0, 0)
-    assert level == 2 and bounded <= 9.0
+def test_a_small_sample_reads_its_low_quantile_early_by_its_own_spread() -> None:
+    low = Survival([10.0 + i for i in range(8)], []).quantile(0.0, RISK)
+    assert low is not None and 8.0 < low < 10.0  # before the smallest, by about the spread between values
+    alike = Survival([10.0] * 8, []).quantile(0.0, RISK)
+    assert alike == pytest.approx(10.0)  # values all alike: nothing suggests earlier
+    spread = Survival([1.0 + 3 * i for i in range(8)], []).quantile(0.0, RISK)
+    assert spread is not None and spread < 1.0
+    single = Survival([10.0], [12.0] * 10).quantile(0.0, RISK)
+    assert single is not None and single < 5.0  # one finish says little: well before it
+    assert Survival([10.0 + i for i in range(8)], []).quantile(12.5, RISK) is None  # five beyond 12.5: too few
 
 
-def test_queueing_share_spread_discounts_measurement_error() -> None:
-    model = _Model()
-    for share in (0.145, 0.15, 0.155, 0.148, 0.152):
-        model.add_share(share, 0.01)  # measured with an error as large as their spread: they may all be alike
-    alike = model.share_spread()
-    other = _Model()
-    for share in (0.145, 0.15, 0.155, 0.148, 0.152):
-        other.add_share(share, 0.0)  # measured exactly: the tasks really differ
-    assert alike < other.share_spread() + 0.01
-    assert other.share_spread() > 0.002
-    assert _Model().share_spread() == 0.1  # nothing measured: a wide guess
+def test_tasks_still_running_move_the_quantiles_later() -> None:
+    finished = [5.0, 5.5, 6.0, 6.2, 6.4, 6.6, 6.8, 7.0]  # the fast ones finished first
+    naive = Survival(finished, []).quantile(0.0, 0.5)
+    censored = Survival(finished, [8.0] * 72).quantile(0.0, RISK)  # 72 more seen running at 8 s
+    assert naive is not None and naive <= 6.5
+    assert censored is not None and censored >= 4.5  # eight finishes out of eighty: the low tail is far
+    assert Survival(finished, [8.0] * 72).quantile(0.0, 0.5) is None  # the median lies beyond what was seen
 
 
-@pytest.mark.anyio
-async def test_checks_aimed_at_a_finish_go_before_routine_ones() -> None:
-    clock = FakeClock()
-    poller = _poller(clock)
-    for name in ("first-look", "aimed", "reading"):
-        poller.track(_task(name, clock), lambda outcome: None, deadline=None, first_check=1.0)
-    entries = poller._entries
-    entries["aimed"].urgent = True
-    entries["reading"].checks = 1  # an intermediate reading, not a first look
-    for entry in entries.values():
-        entry.cleared = True
-        poller._schedule(entry, clock.monotonic() + 1.0)
-    assert poller._next_due() == pytest.approx(clock.monotonic() + 1.0)  # nothing due yet: when the next is
-    clock.advance(1.0)
-    assert poller._next_due() is None
-    order = [entry.task.task_id for entry in iter(poller._pop_due, None)]
-    assert order[0] == "aimed" and sorted(order[1:]) == ["first-look", "reading"]
+def test_nearest_readings_by_progress() -> None:
+    store = _ByProgress()
+    for progress in range(0, 100, 10):
+        store.add(progress, float(progress))
+    nearest = store.nearest(42, 3)
+    assert nearest is not None
+    values, reach = nearest
+    assert sorted(values) == [30.0, 40.0, 50.0] and reach == 12
+    assert _ByProgress().nearest(42, 3) is None
 
 
-@pytest.mark.anyio
-async def test_a_deferred_first_look_needs_no_token() -> None:
-    clock = FakeClock()
-    poller = _poller(clock)
-    for index in range(_Model.PROBES):
-        poller._model.estimates.add(20.0 + index)  # the batch knows tasks take about 20-40 s
-    poller.track(_task("late", clock), lambda outcome: None, deadline=None, first_check=0.0)
-    due = poller._next_due()  # the first look is due by the schedule, but the batch says to wait
-    assert due is not None and due > clock.monotonic()
-    assert poller._pop_due() is None
+# -- sources ---------------------------------------------------------------------------------------------------
 
 
-def test_tally_counts_accepted_requests_in_tenths_of_a_second() -> None:
-    tally = _Tally()
-    for step in range(100):  # 10 per second for 10 s
-        tally.add(step / 10.0, keep=5.0)
-    assert tally.since(9.0) == 10
-    assert tally.since(0.0) == 51  # only the last 5 s (and the slot it started in) are kept
-    tally.clear()
-    assert tally.since(0.0) == 0
+def test_observe_keeps_the_first_reading_and_the_latest_ones() -> None:
+    task = Task()
+    for t, progress in [(1.0, 5), (2.0, 10), (3.0, 20), (4.0, 20), (5.0, 30), (6.0, 40), (7.0, 0)]:
+        Forecaster.observe(task, running(progress, eta=30.0 if t > 2 else None), t)
+    assert task.readings == [(1.0, 5), (4.0, 20), (5.0, 30), (6.0, 40)]  # a stalled level keeps its latest time
+    assert task.estimate == (3.0, 30.0)  # the first estimate, with when it was read
+
+
+def test_a_batch_with_linear_progress_predicts_a_reading_sharply() -> None:
+    rng = random.Random(1)
+    forecaster = Forecaster(random.Random(1))
+    for _ in range(60):
+        duration = rng.uniform(5, 20)
+        play(forecaster, duration, [2.0 * k for k in range(1, 12)])
+    misses, widths = 0, []
+    for _ in range(200):
+        duration = rng.uniform(5, 20)
+        task = Task()
+        t = rng.uniform(0.3, 0.9) * duration
+        forecaster.observe(task, running(linear_progress(t, duration)), t)
+        task.last_seen = t
+        finish = forecaster.forecast(task, t)
+        assert finish is not None and not finish.prior and not finish.bound
+        misses += duration < finish.low
+        assert finish.median is not None
+        widths.append((finish.median - finish.low) / duration)
+    assert misses <= 200 * 3 * RISK  # the low quantile holds (a generous margin on 3 %)
+    assert statistics.median(widths) < 0.15  # and is close to the middle: one reading says much
+
+
+def test_first_finishes_are_the_fast_ones_the_running_probes_say_so() -> None:
+    forecaster = Forecaster(random.Random(2))
+    probes = [Task() for _ in range(Forecaster.PROBES)]
+    for index, probe in enumerate(probes):
+        forecaster.enrol(f"probe{index}", probe)
+    newcomer = Task()
+    finish = forecaster.forecast(newcomer, 0.0)
+    assert finish is not None and finish.bound and finish.low == 0.0  # nothing seen yet: not before 0
+    for probe in probes:
+        probe.last_seen = 6.0
+    finish = forecaster.forecast(newcomer, 0.0)
+    assert finish is not None and finish.bound and finish.low == 6.0  # none of thirty finished within 6 s
+    assert forecaster.forecast(probes[0], 6.0) is None  # a probe never waits for itself
+    forecaster.finished("probe0", probes[0], 6.5)
+    finish = forecaster.forecast(newcomer, 0.0)
+    assert finish is not None and not finish.bound
+    assert 3.0 < finish.low < 6.5  # one in thirty finished at 6.5 s: the low quantile is near it, not at 0
+
+
+def test_a_lone_task_reads_the_estimate_through_its_prior_until_tasks_finish() -> None:
+    forecaster = Forecaster(random.Random(3))
+    task = Task()
+    forecaster.enrol("alone", task)  # the first task is a probe
+    forecaster.observe(task, running(eta=120.0), 2.0)
+    task.last_seen = 2.0
+    finish = forecaster.forecast(task, 2.0)
+    assert finish is not None and finish.prior
+    assert 25.0 < finish.low < 40.0  # estimates four times too long are seen: a quarter of 120 s, or so
+    for _ in range(LEAST):
+        play(forecaster, 100.0, [50.0, 90.0], eta=100.0)
+    finish = forecaster.forecast(task, 2.0)
+    # Learned now, not assumed: estimates held (100 s for an estimate of 100 s) and every task took 100 s, which
+    # also bounds this one's low quantile (its estimate, 120 s, alone would say later).
+    assert finish is not None and not finish.prior and finish.low > 50.0
+
+
+def test_a_prediction_teaches_only_if_the_finish_is_known_well_enough() -> None:
+    forecaster = Forecaster(random.Random(4))
+    task = Task()
+    forecaster.observe(task, running(30), 10.0)
+    forecaster.observe(task, running(90), 20.0)
+    task.last_seen = 20.0
+    forecaster.remember(task)
+    forecaster.finished("t", task, 21.0, error=1.0)  # 0.7 s left by its line, known within 1 s: no lesson
+    assert len(forecaster.line.sample) == 0
+    assert len(forecaster.durations.sample) == 1  # how long it took is learned all the same
+    forecaster.finished("u", task, 21.0, error=0.1)
+    assert len(forecaster.line.sample) == 1
+
+
+def test_a_source_that_misses_loses_its_weight() -> None:
+    forecaster = Forecaster(random.Random(5))
+    source = forecaster.estimate
+    assert source.level() == RISK
+    for _ in range(math.ceil(SCORED) + 5):
+        audited = Task()
+        audited.trials = [("estimate", 50.0), ("durations", 5.0)]
+        forecaster.finished("a", audited, 20.0)  # finished long before the estimate's low quantile
+    assert source.level() is None  # dropped: it missed every time
+    assert forecaster.durations.level() == RISK  # the source that held keeps its weight
+    task = Task()
+    forecaster.observe(task, running(eta=60.0), 1.0)
+    task.last_seen = 1.0
+    assert all(finish.source != "estimate" for finish in forecaster.candidates(task, 1.0))
+
+
+def test_a_source_that_misses_a_little_is_read_lower() -> None:
+    forecaster = Forecaster(random.Random(6))
+    for index in range(200):
+        audited = Task()
+        audited.trials = [("line", 10.0)]
+        forecaster.finished("a", audited, 9.0 if index % 12 == 0 else 11.0)  # about 8 % misses
+    level = forecaster.line.level()
+    assert level is not None and level < RISK

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.anyio
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 RECORDED = sorted(FIXTURES.glob("*/recorded/*.json"))
-FAST_POLL = PollPolicy(first_check=0.1, min_interval=0.05, near_end_interval=0.1, max_interval=1.0, deadline=60)
+FAST_POLL = PollPolicy(max_lag=0.1, min_interval=0.05, max_interval=1.0, deadline=60)
 
 
 def load(path: Path) -> Recording:

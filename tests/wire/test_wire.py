@@ -32,7 +32,7 @@ from ..conftest import SECRET
 
 pytestmark = pytest.mark.anyio
 
-FAST_POLL = PollPolicy(first_check=0.1, min_interval=0.05, near_end_interval=0.1, max_interval=1.0, deadline=60)
+FAST_POLL = PollPolicy(max_lag=0.1, min_interval=0.05, max_interval=1.0, deadline=60)
 FAST_RETRY = RetryPolicy(base_delay=0.01, max_delay=0.2, rate_limit_default=0.2, lookup_delay=0.1)
 PROVIDERS = ("apimart", "toapis", "minimax")
 

@@ -1,0 +1,52 @@
+"""The polling contract on every provider behaviour the simulator can play, in virtual time: for each progress shape,
+queueing and duration spread, the library's p95 detection lag stays within ``max_lag`` and it sends no more status
+requests than the plain loop at ``max_lag`` beside it, on the same seeded tasks. Uses the poller benchmark's
+in-process provider (the simulator's own lifecycles and dialects behind a MockTransport), at a small size; the full
+size and the figures are ``python -m benchmarks.bench_poller``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from benchmarks.bench_poller import ROWS, Contender, Row, Run, play
+
+ITEMS = 300
+SHAPES = {row.key: row for row in ROWS if row.kind == "shape"}
+
+
+def _run(row: Row, provider: str, contender: Contender) -> dict[str, Any]:
+    run = Run(
+        row=row,
+        provider=provider,  # type: ignore[arg-type]
+        contender=contender,
+        items=ITEMS,
+        seed=20261127,
+        settle=20,
+        submit_budget=False,
+    )
+    return play(run, timeout=None)
+
+
+CASES = [(key, "apimart") for key in SHAPES] + [("none", "minimax"), ("late_queue", "toapis"), ("convex", "toapis")]
+
+
+@pytest.mark.parametrize(("row", "provider"), CASES)
+def test_lag_within_max_lag_and_no_more_checks_than_the_loop(row: str, provider: str) -> None:
+    library = _run(SHAPES[row], provider, Contender("library", 2.0))
+    loop = _run(SHAPES[row], provider, Contender("loop", 2.0))
+    assert library["completed"] + library["failed"] == ITEMS, library
+    assert library["lag_p95_s"] <= 2.0, library
+    assert library["status_requests_per_item"] <= loop["status_requests_per_item"], (library, loop)
+
+
+@pytest.mark.parametrize("max_lag", [0.5, 5.0])
+def test_a_smaller_max_lag_buys_lower_lag_a_larger_one_saves_requests(max_lag: float) -> None:
+    run = _run(SHAPES["concave"], "apimart", Contender("library", max_lag))
+    default = _run(SHAPES["concave"], "apimart", Contender("library", 2.0))
+    assert run["lag_p95_s"] <= max_lag, run
+    if max_lag < 2.0:
+        assert run["status_requests_per_item"] > default["status_requests_per_item"]
+    else:
+        assert run["status_requests_per_item"] < default["status_requests_per_item"]

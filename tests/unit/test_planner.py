@@ -1,0 +1,215 @@
+"""The planner's contract on fixtures: never more checks than a loop at ``max_lag``, a beat of the loop when
+nothing is known, a jump past what the forecast says cannot be the finish, waits for the probes' news, the
+``max_interval`` cap; and the poller's order of due checks. Pure: no I/O, the clock never runs."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hailuo_async import FakeClock, GenerationRequest, HttpRequest, HttpResponse, MockTransport, PollPolicy, Task
+from hailuo_async._config import RetryPolicy
+from hailuo_async._forecast import Forecaster
+from hailuo_async._models import TaskState, TaskStatus
+from hailuo_async._pacer import RequestPacer
+from hailuo_async._planner import Entry, Planner
+from hailuo_async._poller import Poller
+from hailuo_async._sender import PacedSender
+from hailuo_async.providers import get_provider
+
+LAG = 2.0
+STEP = Planner.AIM * LAG
+
+
+def task(task_id: str = "t", submitted_at: float = 0.0) -> Task:
+    return Task(
+        provider="apimart", task_id=task_id, request=GenerationRequest("a paper boat"), submitted_at=submitted_at
+    )
+
+
+def planner(**policy: float) -> Planner:
+    return Planner(PollPolicy(max_lag=LAG, jitter=0.0, **policy), Forecaster(random.Random(0)))  # type: ignore[arg-type]
+
+
+def planned(plan: Planner, started: float = 0.0) -> Entry:
+    plan.forecaster.probes_taken = Forecaster.PROBES  # past the probes: an ordinary task
+    plan.forecaster.AUDIT = 0.0
+    return plan.enrol(task(), started, None)
+
+
+def teach(plan: Planner, durations: list[float]) -> None:
+    for index, duration in enumerate(durations):
+        done = Entry(task(f"done{index}"), 0.0, None)
+        plan.forecaster.finished(f"done{index}", done, duration)
+
+
+def test_nothing_known_the_plain_loop() -> None:
+    plan = planner()
+    entry = planned(plan)
+    assert plan.next_check(entry, 0.0) == pytest.approx(LAG)  # the loop's first beat: max_lag after the submit
+    entry.checks, entry.last_seen = 1, LAG
+    assert plan.next_check(entry, LAG) == pytest.approx(2 * LAG)
+    assert not entry.waiting
+
+
+def test_a_task_checked_late_is_checked_again_one_beat_after_its_answer() -> None:
+    plan = planner()
+    entry = planned(plan)
+    entry.checks, entry.last_seen = 1, 7.0  # the answer came late (a busy provider)
+    assert plan.next_check(entry, 7.0) == pytest.approx(7.0 + STEP)
+
+
+def test_a_sure_forecast_skips_the_beats_before_it() -> None:
+    plan = planner()
+    teach(plan, [60.0 + 0.1 * i for i in range(40)])  # every task took 60-64 s
+    entry = planned(plan)
+    when = plan.next_check(entry, 0.0)
+    assert 55.0 < when < 61.0 + STEP  # one check, just after the earliest likely finish
+    assert entry.covered > 55.0  # what the duration is learned from, once found finished
+
+
+def test_a_forecast_within_a_beat_is_a_beat() -> None:
+    plan = planner()
+    teach(plan, [3.0 + 0.05 * i for i in range(40)])
+    entry = planned(plan)
+    entry.checks, entry.last_seen = 1, 2.0
+    assert plan.next_check(entry, 2.0) == pytest.approx(max(2.0 + STEP, 2 * LAG))
+
+
+def test_before_any_finish_a_task_waits_for_the_probes() -> None:
+    plan = planner()
+    probes = [plan.enrol(task(f"probe{i}"), 0.0, None) for i in range(Forecaster.PROBES)]
+    assert all(probe.role == "probe" for probe in probes)
+    entry = plan.enrol(task(), 0.0, None)
+    assert entry.role != "probe"
+    if entry.role == "audit":
+        pytest.skip("drew an audit")  # pragma: no cover - the seed draws a planned task
+    when = plan.next_check(entry, 0.0)
+    assert entry.waiting and when == pytest.approx(1.1 * LAG)  # plan again once the probes are seen again
+    for probe in probes:
+        probe.last_seen = 6.0
+    when = plan.next_check(entry, 2.2)
+    assert entry.waiting and when == pytest.approx(6.0 + 1.1 * LAG)
+    assert plan.next_check(probes[0], 6.0) == pytest.approx(max(6.0 + STEP, LAG))  # probes loop meanwhile
+
+
+def test_probes_that_are_not_seen_again_do_not_hold_a_task_back() -> None:
+    plan = planner()
+    for i in range(Forecaster.PROBES):
+        plan.enrol(task(f"probe{i}"), 0.0, None)
+    entry = plan.enrol(task(), 0.0, None)
+    when = plan.next_check(entry, 5.0)  # the probes were last seen at 0 and it is 5 s on
+    assert not entry.waiting and when == pytest.approx(5.0)
+
+
+def test_no_gap_beyond_max_interval() -> None:
+    plan = planner(max_interval=30.0)
+    teach(plan, [600.0 + i for i in range(40)])
+    entry = planned(plan)
+    assert plan.next_check(entry, 0.0) == pytest.approx(30.0)
+
+
+def test_audits_are_polled_like_the_loop_and_record_every_source() -> None:
+    plan = planner()
+    teach(plan, [10.0 + 0.2 * i for i in range(40)])
+    plan.forecaster.probes_taken = Forecaster.PROBES
+    plan.forecaster.AUDIT = 1.0
+    entry = plan.enrol(task(), 0.0, None)
+    assert entry.role == "audit" and entry.trials == []
+    entry.checks, entry.last_seen = 1, LAG
+    assert plan.next_check(entry, LAG) == pytest.approx(2 * LAG)
+    assert [name for name, _ in entry.trials] == ["durations"]
+
+
+def test_duration_is_the_middle_of_when_it_may_have_ended() -> None:
+    entry = Entry(task(), 100.0, None)
+    entry.last_seen, entry.covered = 10.0, 14.0
+    assert Planner.duration(entry, 100.0 + 16.0) == (15.0, 1.0)  # after the aimed low quantile, before the check
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    durations=st.lists(st.floats(1.0, 300.0), min_size=0, max_size=60),
+    progress=st.lists(st.integers(1, 99), min_size=0, max_size=5),
+    eta=st.one_of(st.none(), st.floats(1.0, 600.0)),
+    checks=st.integers(0, 30),
+    seen=st.floats(0.0, 400.0),
+    late=st.floats(0.0, 50.0),
+    lag=st.sampled_from([0.5, 2.0, 10.0]),
+)
+def test_never_more_checks_than_the_loop(
+    durations: list[float],
+    progress: list[int],
+    eta: float | None,
+    checks: int,
+    seen: float,
+    late: float,
+    lag: float,
+) -> None:
+    # Whatever the batch has learned and whatever the task said, its next check (the (checks+1)-th) comes no
+    # earlier than the loop at max_lag would send it, and never before its last answer.
+    plan = Planner(PollPolicy(max_lag=lag), Forecaster(random.Random(1)))
+    teach(plan, durations)
+    entry = planned(plan, started=1000.0)
+    entry.checks, entry.last_seen = checks, seen
+    for index, value in enumerate(sorted(progress)):
+        plan.forecaster.observe(entry, TaskStatus(state=TaskState.RUNNING, progress=value, eta=eta), index + 1.0)
+    now = 1000.0 + seen + late
+    when = plan.next_check(entry, now)
+    assert when >= 1000.0 + (checks + 1) * lag - 1e-9
+    assert when >= now
+
+
+# -- the poller's order of due checks ------------------------------------------------------------------------
+
+
+def _never(request: HttpRequest) -> HttpResponse:
+    raise AssertionError("no request is sent in these tests")
+
+
+def _poller(clock: FakeClock) -> Poller:
+    return Poller(
+        provider=get_provider("apimart"),
+        sender=PacedSender(MockTransport(_never), RequestPacer(clock), rate_limit_default=1.0),
+        policy=PollPolicy(jitter=0.0),
+        retry=RetryPolicy(),
+        clock=clock,
+        rng=random.Random(0),
+    )
+
+
+@pytest.mark.anyio
+async def test_checks_likely_to_find_a_finish_go_first() -> None:
+    clock = FakeClock()
+    poller = _poller(clock)
+    for name in ("routine", "likely", "other"):
+        poller.track(task(name), lambda outcome: None, deadline=None)
+    entries = poller._entries
+    entries["likely"].urgent = True
+    for entry in entries.values():
+        entry.waiting = False
+        poller._schedule(entry, clock.monotonic() + 1.0)
+    assert poller._next_due() == pytest.approx(clock.monotonic() + 1.0)
+    clock.advance(1.0)
+    assert poller._next_due() is None
+    order = [entry.task.task_id for entry in iter(poller._pop_due, None)]
+    assert order[0] == "likely" and sorted(order[1:]) == ["other", "routine"]
+
+
+@pytest.mark.anyio
+async def test_a_wait_for_news_needs_no_token() -> None:
+    clock = FakeClock()
+    poller = _poller(clock)
+    for index in range(Forecaster.PROBES):
+        poller.track(task(f"probe{index}", clock.time()), lambda outcome: None, deadline=None)
+    poller._forecaster.AUDIT = 0.0
+    poller.track(task("waiting", clock.time()), lambda outcome: None, deadline=None)
+    entry = poller._entries["waiting"]
+    assert entry.waiting
+    clock.advance(1.1 * LAG)  # its moment to plan again comes; the probes have not been seen: a check is due
+    assert poller._next_due() is None
+    popped = list(iter(poller._pop_due, None))
+    assert entry in popped and not entry.waiting
