@@ -70,6 +70,7 @@ from ._oneshot import gather_generations, generate
 from ._prices import DEFAULT_PRICES, Estimate, EstimateLine, ItemEstimate, Price, PriceTable, estimate
 from ._transport import AiohttpTransport, MockTransport, StreamResponse, Transport
 from ._version import __version__
+from ._webhook import Webhook, WebhookReply
 
 __all__ = [
     "CAMERA_DIRECTIVES",
@@ -136,6 +137,8 @@ __all__ = [
     "Transport",
     "TransportError",
     "UnexpectedRedirectError",
+    "Webhook",
+    "WebhookReply",
     "__version__",
     "estimate",
     "gather_generations",

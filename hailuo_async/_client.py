@@ -15,7 +15,7 @@ import contextlib
 import enum
 import os
 import uuid
-from collections.abc import AsyncGenerator, Callable, Iterable
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,7 @@ from ._config import (
 )
 from ._download import check_destination
 from ._engine import Parts, Running, make_transport
-from ._exceptions import BatchError, DownloadError, HailuoError, NotSubmittedError
+from ._exceptions import BatchError, DownloadError, HailuoError, InvalidRequestError, NotSubmittedError
 from ._journal import Journal
 from ._ledger import Ledger, SpendCap
 from ._models import ClientStatistics, Generation, Task, TaskState, TaskStatus
@@ -46,6 +46,7 @@ from ._poller import Outcome, Poller
 from ._prices import Estimate, PriceTable, PriceTableInput, as_price_table
 from ._resume import Plan
 from ._transport import Transport, check_base_url
+from ._webhook import Webhook, WebhookReply, resolve_webhook
 from .providers import Provider, get_provider
 
 __all__ = ["HailuoClient", "ItemInput"]
@@ -92,6 +93,10 @@ class HailuoClient:
             would take the spend committed so far (charged or estimated, running tasks included) past it is not
             sent (:class:`NotSubmittedError` caused by :class:`BudgetExceededError`), nor is anything after it in
             the same batch. Every item must then have a price.
+        webhook: a :class:`Webhook`: each submit asks the provider to call back when its task ends, so results
+            arrive without status requests; with ``listen`` the client serves the deliveries itself while it is open,
+            without it hand them in with :meth:`handle_webhook` from your own web app. Tasks are still polled as
+            a safety net (``Webhook.fallback_lag``): a lost delivery delays a result, never loses it.
     """
 
     def __init__(
@@ -116,6 +121,7 @@ class HailuoClient:
         record_to: str | os.PathLike[str] | None = None,
         prices: PriceTableInput | None = None,
         max_spend: float | None = None,
+        webhook: Webhook | None = None,
     ) -> None:
         self.provider = provider if isinstance(provider, Provider) else get_provider(provider)
         ledger = Ledger(self.provider, as_price_table(prices), None if max_spend is None else SpendCap(max_spend))
@@ -136,6 +142,9 @@ class HailuoClient:
         self.download_concurrency = download_concurrency
         self.max_download_bytes = max_download_bytes
         self.clock: Clock = clock or SystemClock()
+        if webhook is not None and not isinstance(webhook, Webhook):
+            raise InvalidRequestError("webhook", webhook, "a Webhook(listen=..., public_url=..., secret=...) or None")
+        self.webhook = None if webhook is None else resolve_webhook(webhook)
         transport = make_transport(
             self, transport, api_key=api_key, record_to=record_to, allow_insecure_http=allow_insecure_http
         )
@@ -189,6 +198,18 @@ class HailuoClient:
     def journal(self) -> Journal | None:
         """The open journal, if the client was given one."""
         return self._parts.book.journal
+
+    # -- webhooks -----------------------------------------------------------------------------------------
+
+    async def handle_webhook(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> WebhookReply:
+        """Answer one webhook delivery that your own web app received (the client was made with a
+        ``Webhook(public_url=...)`` that reaches it): ``path`` as requested, ``body`` the raw bytes. Returns the
+        status, headers and body to answer with; never raises for a bad delivery (401, 400, 413... and nothing
+        changes). Mount it under ``Webhook.path``; see ``examples/webhook_aiohttp.py``."""
+        receiver = self._parts.receiver
+        if receiver is None:
+            raise InvalidRequestError("webhook", None, "a Webhook given to HailuoClient(webhook=...)")
+        return await receiver.handle(method, path, headers, body)
 
     # -- statistics ---------------------------------------------------------------------------------------
 

@@ -41,7 +41,8 @@ from ._retry import Retrier
 from ._sender import PacedSender
 from ._submit import Submitter
 from ._transport import AiohttpTransport, Transport
-from .providers import Provider
+from ._webhook import Webhook, WebhookReceiver, WebhookServer
+from .providers import Provider, WebhookEvent
 
 __all__ = ["Counters", "Parts", "Running", "Settings"]
 
@@ -65,6 +66,7 @@ class Settings(Protocol):
     resubmit_uncertain: bool
     download_concurrency: int
     max_download_bytes: int
+    webhook: Webhook | None
 
 
 class Counters:
@@ -96,6 +98,8 @@ class Running:
     batches: BatchRunner
     tasks: anyio.abc.TaskGroup
     """Runs the poller's loop and :meth:`~hailuo_async.HailuoClient.as_completed`'s batches."""
+    server: WebhookServer | None = None
+    """Serves the webhook deliveries while the client is open (``Webhook.listen``)."""
 
 
 def make_transport(
@@ -153,6 +157,19 @@ class Parts:
         )
         self.retrier = Retrier(settings.retry, clock=clock, on_retry=self.counters.count_retry)
         self.closing = Closing()
+        self.poller: Poller | None = None  # the open client's
+        self.server: WebhookServer | None = None  # serves the deliveries while the client is open
+        self.webhook = settings.webhook
+        self.receiver = (
+            None
+            if settings.webhook is None
+            else WebhookReceiver(provider, settings.webhook, on_event=self._delivered, clock=clock)
+        )
+
+    def _delivered(self, event: WebhookEvent) -> None:
+        """A webhook delivery passed its checks: the poller takes the news (before the client opens: dropped)."""
+        if self.poller is not None and event.kind == "status":
+            self.poller.deliver(event.task_id, event.status)
 
     async def open(self, settings: Settings, download: Download) -> Running:
         """Open the transport and the journal, make the parts of an open client and start the poller's loop;
@@ -185,13 +202,31 @@ class Parts:
                 count_outcome=self.counters.count_outcome,
                 settle=self.ledger.settle,
             )
+            server = await self._listen(poller)
             tasks = anyio.create_task_group()
             await tasks.__aenter__()
             tasks.start_soon(poller.run)
         except BaseException:
+            with anyio.CancelScope(shield=True):
+                if self.server is not None:
+                    await self.server.close()
             await self._close_resources()
             raise
-        return Running(poller=poller, frames=frames, downloader=downloader, batches=batches, tasks=tasks)
+        return Running(poller=poller, frames=frames, downloader=downloader, batches=batches, tasks=tasks, server=server)
+
+    async def _listen(self, poller: Poller) -> WebhookServer | None:
+        """With a webhook: start serving deliveries (``listen``) before anything is submitted, so that MiniMax's
+        challenge is answered before a submit needs it; every submit then carries the callback URL."""
+        self.poller = poller
+        if self.receiver is None or self.webhook is None:
+            return None
+        poller.webhook_lag = self.webhook.fallback_lag
+        base_url = None
+        if self.webhook.listen is not None:
+            self.server = WebhookServer(self.receiver)
+            base_url = await self.server.start()
+        self.submitter.callback_url = self.receiver.callback_url(base_url)
+        return self.server
 
     async def close(self, running: Running) -> None:
         """Drop the queued submits (a POST on the wire is answered and recorded), stop the poller, then close the
@@ -203,7 +238,12 @@ class Parts:
             await running.tasks.__aexit__(None, None, None)
         finally:
             with anyio.CancelScope(shield=True):
-                await self._close_resources()
+                try:
+                    if running.server is not None:
+                        await running.server.close()
+                finally:
+                    self.poller = None
+                    await self._close_resources()
 
     async def _close_resources(self) -> None:
         try:
@@ -230,7 +270,7 @@ class Parts:
         caps = self.ledger.caps(cap)
         try:
             self.ledger.check(request, caps)  # over a cap already: fail now rather than after the pacer's wait
-            return await self.submitter.submit(
+            task = await self.submitter.submit(
                 request,
                 resolved,
                 key=plan.key,
@@ -240,6 +280,9 @@ class Parts:
             )
         except BudgetExceededError as exc:
             raise over_budget(exc) from exc
+        if self.submitter.callback_url is not None and self.poller is not None:
+            self.poller.hooked(task.task_id)
+        return task
 
     def statistics(self, running: Running | None) -> ClientStatistics:
         """A frozen snapshot of every part's counters (``running``: ``None`` before the client was opened)."""

@@ -38,6 +38,7 @@ CLIENT_OPTIONS = frozenset(
         "record_to",
         "prices",
         "max_spend",
+        "webhook",
     }
 )
 """The keyword arguments of :class:`HailuoClient` that :func:`generate` passes to the client (the rest are

@@ -147,6 +147,8 @@ class Submitter:
         self.submitting = 0
         self.submitted = 0
         self.uncertain = 0
+        self.callback_url: str | None = None
+        """Where the provider should report each task's end (a webhook), put in every submit when set."""
 
     async def submit(
         self,
@@ -167,7 +169,8 @@ class Submitter:
         Raises :class:`SubmissionUncertainError` when a task may exist but cannot be confirmed,
         :class:`BudgetExceededError` when the cost would pass a cap (nothing sent), or the error that shows
         nothing was created."""
-        submission = _Submission(self.provider.build_submit(resolved, idempotency_key=key), key, journal_item, reserve)
+        http = self.provider.build_submit(resolved, idempotency_key=key, callback_url=self.callback_url)
+        submission = _Submission(http, key, journal_item, reserve)
         if look_up_first:
             submission.may_have_been_sent()
         self.submitting += 1

@@ -115,6 +115,10 @@ class Webhook(msgspec.Struct, frozen=True, kw_only=True):
     from ``TOAPIS_WEBHOOK_SECRET``. Without one, toapis deliveries are refused (401)."""
     path: str = "/hailuo"
     """Path under which deliveries arrive: ``<public_url><path>/<token>``."""
+    fallback_lag: float = 30.0
+    """The safety net: tasks whose provider was given the callback are still polled, as the polling contract with
+    this ``max_lag`` (:class:`~hailuo_async.PollPolicy`), so a lost delivery delays a result by about this much at
+    most (95th percentile), and never loses it."""
 
     def __post_init__(self) -> None:
         listen_host = None
@@ -137,6 +141,10 @@ class Webhook(msgspec.Struct, frozen=True, kw_only=True):
             raise InvalidRequestError(
                 "Webhook.path", self.path, "a URL path starting with '/' (no query, fragment or spaces)"
             )
+        if isinstance(self.fallback_lag, bool) or not (
+            isinstance(self.fallback_lag, (int, float)) and 0 < self.fallback_lag < float("inf")
+        ):
+            raise InvalidRequestError("Webhook.fallback_lag", self.fallback_lag, "a positive number of seconds")
         if self.secret is not None and (not isinstance(self.secret, str) or not self.secret.strip()):
             raise InvalidRequestError("Webhook.secret", "<hidden>", "a non-empty string or None")
 
@@ -147,7 +155,10 @@ class Webhook(msgspec.Struct, frozen=True, kw_only=True):
 
     def __repr__(self) -> str:
         secret = None if self.secret is None else "***"
-        return f"Webhook(listen={self.listen!r}, public_url={self.public_url!r}, secret={secret!r}, path={self.path!r})"
+        return (
+            f"Webhook(listen={self.listen!r}, public_url={self.public_url!r}, secret={secret!r}, path={self.path!r}, "
+            f"fallback_lag={self.fallback_lag!r})"
+        )
 
     def __rich_repr__(self) -> list[tuple[str, object]]:
         return [
@@ -155,6 +166,7 @@ class Webhook(msgspec.Struct, frozen=True, kw_only=True):
             ("public_url", self.public_url),
             ("secret", None if self.secret is None else "***"),
             ("path", self.path),
+            ("fallback_lag", self.fallback_lag),
         ]
 
 

@@ -125,11 +125,34 @@ def _shared_options(*, connection: bool, run: bool) -> argparse.ArgumentParser:
             help=f"give up waiting for an item after this long (default: {DEFAULT_POLL.deadline:g})",
         )
         options.add_argument(
-            "--first-check",
+            "--max-lag",
             type=_positive_float,
             default=None,
             metavar="SECONDS",
-            help=f"advanced: delay before a task's first status check (default: {DEFAULT_POLL.first_check:g})",
+            help=(
+                "how late a finished video may be noticed, at the 95th percentile; smaller costs more status "
+                f"checks, larger saves them (default: {DEFAULT_POLL.max_lag:g})"
+            ),
+        )
+    if run:
+        hooks = common.add_argument_group(
+            "webhook options (the provider calls back when a task ends: fewer status requests)"
+        )
+        hooks.add_argument(
+            "--webhook-listen",
+            metavar="HOST:PORT",
+            help="serve the provider's deliveries here while the command runs (port 0: any free port; default: "
+            "no webhook)",
+        )
+        hooks.add_argument(
+            "--webhook-url",
+            metavar="URL",
+            help="the public https URL that reaches --webhook-listen (default: http://HOST:PORT when HOST is loopback)",
+        )
+        hooks.add_argument(
+            "--webhook-secret",
+            metavar="SECRET",
+            help="toapis's webhook signing secret (default: the variable TOAPIS_WEBHOOK_SECRET)",
         )
     output = common.add_argument_group("output options")
     output.add_argument(

@@ -27,6 +27,7 @@ from .. import (
     InvalidRequestError,
     PollPolicy,
     PriceTable,
+    Webhook,
     estimate,
     load_requests,
 )
@@ -34,7 +35,7 @@ from .._batchfile import format_bad_lines
 from .._config import Unset
 from .._download import check_destination
 from .._exceptions import format_usd
-from .._pricing import describe_unpriced
+from .._prices import describe_unpriced
 from ..providers import Provider
 from ._output import UsageError, shorten
 from ._parser import DEFAULT_CONCURRENCY
@@ -100,10 +101,10 @@ def estimate_for(args: argparse.Namespace, provider: Provider, requests: list[Ge
 
 
 def _poll_policy(args: argparse.Namespace) -> PollPolicy:
-    first_check: float | None = getattr(args, "first_check", None)
-    if first_check is None:
+    max_lag: float | None = getattr(args, "max_lag", None)
+    if max_lag is None:
         return DEFAULT_POLL
-    return msgspec.structs.replace(DEFAULT_POLL, first_check=first_check)
+    return msgspec.structs.replace(DEFAULT_POLL, max_lag=max_lag)
 
 
 def make_client(
@@ -130,9 +131,25 @@ def make_client(
             prices=price_table(args),
             max_spend=getattr(args, "max_spend", None),
             record_to=getattr(args, "record", None),
+            webhook=_webhook(args),
         )
     except InvalidRequestError as exc:
         raise UsageError(str(exc)) from None
+
+
+def _webhook(args: argparse.Namespace) -> Webhook | None:
+    """``--webhook-listen``/``--webhook-url``/``--webhook-secret`` as a :class:`Webhook`, or ``None``."""
+    listen: str | None = getattr(args, "webhook_listen", None)
+    url: str | None = getattr(args, "webhook_url", None)
+    if listen is None and url is None:
+        if getattr(args, "webhook_secret", None) is not None:
+            raise UsageError("--webhook-secret needs --webhook-listen or --webhook-url")
+        return None
+    try:
+        return Webhook(listen=listen, public_url=url, secret=getattr(args, "webhook_secret", None))
+    except InvalidRequestError as exc:
+        message = str(exc).replace("Webhook.listen", "--webhook-listen").replace("Webhook.public_url", "--webhook-url")
+        raise UsageError(message) from None
 
 
 def timeout(args: argparse.Namespace) -> float | Unset:

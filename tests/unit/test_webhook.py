@@ -454,7 +454,7 @@ def test_webhook_validation_names_parameter_value_and_allowed(
     ],
 )
 def test_valid_webhooks(kwargs: dict[str, str], address: tuple[str, int] | None) -> None:
-    assert Webhook(**kwargs).address == address
+    assert Webhook(**kwargs).address == address  # type: ignore[arg-type]
 
 
 def test_webhook_is_frozen() -> None:
