@@ -1,13 +1,16 @@
 """Run every benchmark and compare hailuo_async with what users write today, side by side, in one run.
 
-    python -m benchmarks.run            # the full run (about 15 minutes)
-    python -m benchmarks.run --smoke    # tiny sizes, for CI (well under a minute)
+    python -m benchmarks.run               # the full run (about 15 minutes)
+    python -m benchmarks.run --smoke       # tiny sizes, for CI (well under a minute)
+    python -m benchmarks.run --only poller # the shared poller against plain loops only (virtual time, ~3 minutes)
 
 For each workload and each contender, a fresh simulator process (same seed, so the same tasks) and a fresh contender
 process are started; the contender's CPU time and peak RSS are its own, the simulator's are apart. Figures come
 from the contender (when each result reached the caller, CPU, RSS) and from the simulator (``/_sim/stats`` request
 counts and 429s, sampled during the run for throughput; ``/_sim/tasks`` for each task's ``created_at``/``ready_at``).
-Then the scale runs (:mod:`benchmarks.scale`). A markdown table and the goal checks are printed and written to
+Then the scale runs (:mod:`benchmarks.scale`), then :mod:`benchmarks.bench_poller` (the shared poller against plain
+polling loops, on all three providers, in virtual time; its own ``poller.md``/``poller.json``, ``poller_smoke.*``
+with ``--smoke``, and a summary here). A markdown table and the goal checks are printed and written to
 ``benchmarks/results/latest.md`` (``smoke.md`` with ``--smoke``) with a JSON copy next to it.
 """
 
@@ -415,6 +418,55 @@ def goals(runs: list[dict[str, Any]], scale: list[dict[str, Any]], specs: list[W
     return checks
 
 
+def run_poller(smoke: bool, output_dir: Path, source: Path, *, timeout: float) -> dict[str, Any]:
+    """:mod:`benchmarks.bench_poller` in its own process on the run's snapshot of the code; returns its JSON report.
+    ``smoke``: one provider, two rows, 12 items, the table's contenders only."""
+    stem = "poller_smoke" if smoke else "poller"
+    command = [sys.executable, "-m", "benchmarks.bench_poller", "--output-dir", str(output_dir), "--stem", stem]
+    if smoke:
+        command += ["--quick", "--items", "12", "--providers", "apimart", "--rows", "linear", "tb_burst20"]
+    completed = subprocess.run(
+        command, cwd=source, env=child_env(source), timeout=timeout, check=False, stdout=subprocess.DEVNULL
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"benchmarks.bench_poller exited with code {completed.returncode}")
+    report: dict[str, Any] = json.loads((output_dir / f"{stem}.json").read_text())
+    return report
+
+
+def poller_summary(poller: dict[str, Any]) -> list[str]:
+    """One line per (row, provider) of the poller benchmark: the library with a webhook (webhook rows), the library at
+    max_lag 2, the 2 s and 10 s loops (status requests per item / p95 lag), and how many of the row's goals pass."""
+    from benchmarks.bench_poller import FALLBACK_LAG, TABLE_INTERVALS, TABLE_LAG, Contender
+
+    names = [
+        Contender("webhook", FALLBACK_LAG).name,
+        Contender("library", TABLE_LAG).name,
+        *(Contender("loop", i).name for i in TABLE_INTERVALS),
+    ]
+    by = {(run["row"], run["provider"], run["contender"]): run for run in poller["runs"]}
+    keys = list(dict.fromkeys((run["row"], run["provider"]) for run in poller["runs"]))
+    lines = [
+        "| row | provider | " + " | ".join(f"{name}: req/item / p95 lag s" for name in names) + " | goals |",
+        "|---|---|" + "---|" * len(names) + "---|",
+    ]
+    for row, provider in keys:
+        cells = []
+        for name in names:
+            run = by.get((row, provider, name))
+            cells.append("-" if run is None else f"{run['status_requests_per_item']:.2f} / {_f(run['lag_p95_s'], 2)}")
+        mine = [g for g in poller["goals"] if g["row"] == row and g["provider"] == provider]
+        lines.append(
+            f"| {row} | {provider} | " + " | ".join(cells) + f" | {sum(g['passed'] for g in mine)} of {len(mine)} |"
+        )
+    passed = sum(goal["passed"] for goal in poller["goals"])
+    lines += [
+        "",
+        f"Poller goals: {passed} of {len(poller['goals'])} pass (every check in `results/poller.md`).",
+    ]
+    return lines
+
+
 def render(report: dict[str, Any], specs: list[Workload]) -> str:
     info = report["machine"]
     lines = [
@@ -447,6 +499,16 @@ def render(report: dict[str, Any], specs: list[Workload]) -> str:
         *(f"- {'PASS' if g['passed'] else 'FAIL'}: {g['goal']} ({g['detail']})" for g in report["goals"]),
         "",
     ]
+    poller = report.get("poller")
+    if poller:
+        lines += [
+            "## Shared poller against plain loops (virtual time, `benchmarks/bench_poller.py`)",
+            "",
+            f"Command `{poller['command']}`; {poller['items_note']} items per row; took {poller['wall_s']:.0f} s.",
+            "",
+            *poller_summary(poller),
+            "",
+        ]
     if report["smoke"]:
         lines += [
             "Smoke sizes are far too small for the goals to mean anything; they are shown to exercise the code.",
@@ -503,7 +565,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes of every workload, a few seconds each")
     parser.add_argument("--concurrency", type=int, default=32, help="submits in flight, for every contender")
     parser.add_argument("--output-dir", type=Path, default=RESULTS, help=f"where results go (default {RESULTS})")
-    parser.add_argument("--only", choices=("workloads", "scale"), default=None, help="run one half only")
+    parser.add_argument(
+        "--only",
+        choices=("workloads", "scale", "poller"),
+        default=None,
+        help="run one part only (poller: writes only results/poller.md and poller.json, or poller_smoke.*)",
+    )
     parser.add_argument(
         "--workload",
         action="append",
@@ -543,12 +610,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     runs: list[dict[str, Any]] = []
     scale: list[dict[str, Any]] = []
+    poller: dict[str, Any] | None = None
+    args.output_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="hailuo-bench-") as tmp:
         workdir = Path(tmp)
         # Every process of the run imports one snapshot of the code, whatever happens to the checkout meanwhile.
         code = snapshot(workdir / "src")
         source = {**source_state(), "library_sha256": library_digest(code)}
-        if args.only != "scale":
+        if args.only == "poller":
+            print("shared poller against plain loops (virtual time) ...", flush=True)
+            run_poller(args.smoke, args.output_dir, code, timeout=120 if args.smoke else 1800)
+            stem = "poller_smoke" if args.smoke else "poller"
+            print((args.output_dir / f"{stem}.md").read_text())
+            print(f"wrote {args.output_dir / (stem + '.md')} and {stem}.json")
+            return 0
+        if args.only not in ("scale", "poller"):
             for spec in specs:
                 for racer in racers:
                     print(f"{spec.title}: {racer.name} ...", flush=True)
@@ -568,10 +644,13 @@ def main(argv: list[str] | None = None) -> int:
                         f"{run['rate_limited']} x 429",
                         flush=True,
                     )
-        if args.only != "workloads":
+        if args.only not in ("workloads", "poller"):
             sizes, checks = ([500, 2_000], 2_000) if args.smoke else ([1_000, 10_000, 100_000], 50_000)
             print("scale ...", flush=True)
             scale = run_scale(sizes, checks, workdir, code, timeout=120 if args.smoke else 900)
+        if args.only is None and not partial:
+            print("shared poller against plain loops (virtual time) ...", flush=True)
+            poller = run_poller(args.smoke, args.output_dir, code, timeout=120 if args.smoke else 1800)
     report: dict[str, Any] = {
         "command": command,
         "smoke": args.smoke,
@@ -584,12 +663,12 @@ def main(argv: list[str] | None = None) -> int:
         "runs": runs,
         "scale": scale,
         "goals": goals(runs, scale, specs),
+        "poller": poller,
     }
     text = render(report, specs)
     print()
     print(text)
     stem = "partial" if partial else "smoke" if args.smoke else "latest"
-    args.output_dir.mkdir(parents=True, exist_ok=True)
     (args.output_dir / f"{stem}.md").write_text(text)
     (args.output_dir / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.output_dir / (stem + '.md')} and {stem}.json")

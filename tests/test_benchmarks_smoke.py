@@ -17,19 +17,18 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.timeout(150)
-def test_smoke_run_writes_a_well_formed_report(tmp_path: Path) -> None:
+def run_module(*argv: str, timeout: float) -> None:
+    """``python -m ARGV`` from the repository root, which must exit 0."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)}
     completed = subprocess.run(
-        [sys.executable, "-m", "benchmarks.run", "--smoke", "--output-dir", str(tmp_path)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+        [sys.executable, "-m", *argv], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
     )
     assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-4000:]
+
+
+@pytest.mark.timeout(150)
+def test_smoke_run_writes_a_well_formed_report(tmp_path: Path) -> None:
+    run_module("benchmarks.run", "--smoke", "--output-dir", str(tmp_path), timeout=120)
 
     report = json.loads((tmp_path / "smoke.json").read_text())
     assert (tmp_path / "smoke.md").read_text().startswith("# hailuo_async benchmarks")
@@ -63,3 +62,59 @@ def test_smoke_run_writes_a_well_formed_report(tmp_path: Path) -> None:
         assert isinstance(row["bytes_per_task"], float) and isinstance(row["cpu_us_per_check"], float)
     assert report["goals"]
     assert all(isinstance(goal["passed"], bool) and goal["goal"] for goal in report["goals"])
+
+
+@pytest.mark.timeout(60)
+def test_poller_benchmark_writes_a_well_formed_report(tmp_path: Path) -> None:
+    """``python -m benchmarks.bench_poller`` at a tiny size (12 items, one provider, one row, the table's contenders)
+    exits 0 and writes a well-formed report; in virtual time it takes a second or two."""
+    command = ["benchmarks.bench_poller", "--quick", "--items", "12", "--providers", "toapis", "--rows", "linear"]
+    run_module(*command, "--output-dir", str(tmp_path), "--stem", "tiny", timeout=50)
+
+    report = json.loads((tmp_path / "tiny.json").read_text())
+    assert (tmp_path / "tiny.md").read_text().startswith("# The shared poller against plain polling loops")
+    assert report["command"].startswith("python -m benchmarks.bench_poller")
+    assert report["providers"] == ["toapis"]
+    assert [row["key"] for row in report["rows"]] == ["linear"]
+    assert report["contenders"] == ["library max_lag 2", "loop 2 s", "loop 10 s"]
+    assert {(run["row"], run["provider"], run["contender"]) for run in report["runs"]} == {
+        ("linear", "toapis", contender) for contender in report["contenders"]
+    }
+    for run in report["runs"]:
+        assert run["items"] == 12 and run["tasks_created"] == 12, run
+        assert run["completed"] + run["failed"] == 12 and not run["other_errors"] and run["timed_out"] is None, run
+        for key in ("status_requests_per_item", "lag_p50_s", "lag_p95_s", "lag_p99_s", "makespan_s", "lower_bound_s"):
+            assert isinstance(run[key], (int, float)), (run["contender"], key, run[key])
+        assert run["rate_limited"] == 0
+    assert report["goals"]
+    assert all(isinstance(goal["passed"], bool) and goal["goal"] for goal in report["goals"])
+    assert not list(tmp_path.glob("*.png"))  # no plot unless asked: matplotlib is not needed
+
+
+@pytest.mark.timeout(60)
+def test_poller_benchmark_webhook_rows_write_a_well_formed_report(tmp_path: Path) -> None:
+    """The webhook row with dropped deliveries at a tiny size (12 items) on all three providers: the library with a
+    webhook beside the library at max_lag 2 and the 2 s loop; every delivery handed to the client is accepted (the
+    toapis signature, MiniMax's challenge), every item finishes, and the figures are there (no timing asserted)."""
+    command = ["benchmarks.bench_poller", "--items", "12", "--rows", "webhook_drop30"]
+    run_module(*command, "--output-dir", str(tmp_path), "--stem", "hooks", timeout=50)
+
+    report = json.loads((tmp_path / "hooks.json").read_text())
+    assert "## Webhooks" in (tmp_path / "hooks.md").read_text()
+    assert [row["key"] for row in report["rows"]] == ["webhook_drop30"]
+    assert report["contenders"] == ["library webhook fallback 30", "library max_lag 2", "loop 2 s"]
+    assert {(run["provider"], run["contender"]) for run in report["runs"]} == {
+        (provider, contender) for provider in ("apimart", "toapis", "minimax") for contender in report["contenders"]
+    }
+    for run in report["runs"]:
+        assert run["completed"] + run["failed"] == 12 and not run["other_errors"] and run["timed_out"] is None, run
+        hooks = run["webhook"]
+        if run["kind"] != "webhook":
+            assert hooks is None, run
+            continue
+        assert hooks["webhooks_sent"] > 0 and hooks["webhooks_refused"] == 0, run
+        assert hooks["webhook_challenges_failed"] == 0, run
+        assert (hooks["webhook_challenges"] == 12) == (run["provider"] == "minimax"), run
+        assert isinstance(run["lag_p95_s"], float), run
+    goals = [goal for goal in report["goals"] if goal["row"] == "webhook_drop30"]
+    assert len(goals) == 9 and all(isinstance(goal["passed"], bool) for goal in goals)

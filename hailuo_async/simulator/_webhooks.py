@@ -158,13 +158,48 @@ class _Delivery(msgspec.Struct, frozen=True, kw_only=True):
     hold: bool
 
 
+def delivery_body(state: SimState, task: LiveTask, event: str, event_id: str, now: float) -> dict[str, Any]:
+    """What the provider POSTs about ``event`` (``"processing"`` or ``"terminal"``) of ``task`` as of ``now``
+    (monotonic): apimart's status answer, toapis' event (signed apart, over its bytes), MiniMax's state change. Pure
+    but for signing the video URL."""
+    config = state.config
+    phase, progress = task.state(now)
+    completed = task.outcome == "success"
+    if task.provider == "apimart":
+        drift = config.drift_shapes() if task.alt else frozenset()
+        video = sign_video_url(state, task.task_id, task.provider) if phase == "completed" else None
+        return Apimart().status_body(task, phase, progress, video, drift, now)
+    if task.provider == "toapis":
+        return {
+            "id": event_id,
+            "type": "generation.completed" if completed else "generation.failed",
+            "data": {
+                "task_id": task.task_id,
+                "task_type": _TOAPIS_TASK_TYPE,
+                "model": task.model,
+                "status": "completed" if completed else "failed",
+            },
+        }
+    file_id: int | str = ""
+    base_resp: Any = _MINIMAX_OK
+    if event == "processing":
+        word = "processing"
+    elif completed:
+        word = "success"
+        assert task.file_id is not None
+        numeric = task.alt and "minimax_numeric_file_id" in config.drift_shapes()
+        file_id = task.file_id if numeric else str(task.file_id)
+    else:
+        word = "failed"  # with the reason the query gives for this task (1027)
+        base_resp = Minimax().status_body(task, "failed", 0, None, frozenset(), now)["base_resp"]
+    return {"task_id": task.task_id, "status": word, "file_id": file_id, "base_resp": base_resp}
+
+
 class WebhookSender:
     """Sends the simulator's webhooks; owned by the API app (:func:`~._api.build_api_app` starts and stops it)."""
 
     def __init__(self, state: SimState) -> None:
         self.state = state
-        self._apimart = Apimart()
-        self._minimax = Minimax()
         self._queue: list[_Due] = []
         self._seq = 0
         self._wake = asyncio.Event()
@@ -272,39 +307,7 @@ class WebhookSender:
         hold = rng.random() < faults.reorder
         delay = rng.uniform(*faults.delay) if isinstance(faults.delay, tuple) else faults.delay
         event_id = f"evt_{rng.getrandbits(96):024x}"
-        now = state.timebase.now()
-        phase, progress = task.state(now)
-        completed = task.outcome == "success"
-        payload: dict[str, Any]
-        if task.provider == "apimart":
-            drift = config.drift_shapes() if task.alt else frozenset()
-            video = sign_video_url(state, task.task_id, task.provider) if phase == "completed" else None
-            payload = self._apimart.status_body(task, phase, progress, video, drift, now)
-        elif task.provider == "toapis":
-            payload = {
-                "id": event_id,
-                "type": "generation.completed" if completed else "generation.failed",
-                "data": {
-                    "task_id": task.task_id,
-                    "task_type": _TOAPIS_TASK_TYPE,
-                    "model": task.model,
-                    "status": "completed" if completed else "failed",
-                },
-            }
-        else:
-            file_id: int | str = ""
-            base_resp: Any = _MINIMAX_OK
-            if due.event == "processing":
-                word = "processing"
-            elif completed:
-                word = "success"
-                assert task.file_id is not None
-                numeric = task.alt and "minimax_numeric_file_id" in config.drift_shapes()
-                file_id = task.file_id if numeric else str(task.file_id)
-            else:
-                word = "failed"  # with the reason the query gives for this task (1027)
-                base_resp = self._minimax.status_body(task, "failed", 0, None, frozenset(), now)["base_resp"]
-            payload = {"task_id": task.task_id, "status": word, "file_id": file_id, "base_resp": base_resp}
+        payload = delivery_body(state, task, due.event, event_id, state.timebase.now())
         return _Delivery(
             url=due.url,
             body=msgspec.json.encode(payload),
