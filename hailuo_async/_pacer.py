@@ -148,6 +148,8 @@ class RequestPacer:
         self._limited = False
         self._checks: collections.deque[_Waiter] = collections.deque()
         self._submits_waiting: collections.deque[_Waiter] = collections.deque()
+        self._routine: collections.deque[_Waiter] = collections.deque()  # checks unlikely to find a finish
+        self._granted = 0  # tokens handed out from the lines
         self._dispatching = False  # some waiter holds the dispatcher role
         self.rate_limited = 0
 
@@ -156,8 +158,10 @@ class RequestPacer:
         """Requests per second currently allowed, ``None`` while unlimited."""
         return self._bucket.rate if self._bucket is not None else None
 
-    async def acquire(self, *, submit: bool = False) -> None:
-        """Wait until one more request (a submit if ``submit``) may be sent."""
+    async def acquire(self, *, submit: bool = False, routine: bool = False) -> None:
+        """Wait until one more request (a submit if ``submit``) may be sent. Tokens go to status checks first,
+        then submits, then ``routine`` checks (those unlikely to find a task finished): under a rate limit, a
+        check that decides a result's lag goes first, and submits are not held back by checks that could wait."""
         if submit and self._submit_budget is not None:
             await self._submit_budget.acquire()
         if not self._dispatching and self._paused_until <= self.clock.monotonic():
@@ -165,7 +169,7 @@ class RequestPacer:
             if bucket is None or bucket.take() <= 0:
                 return  # nobody waiting and a token at hand: no queueing at all
         waiter = _Waiter()
-        line = self._submits_waiting if submit else self._checks
+        line = self._submits_waiting if submit else self._routine if routine else self._checks
         line.append(waiter)
         try:
             if not self._dispatching:
@@ -194,15 +198,34 @@ class RequestPacer:
             if bucket is not None and (wait := bucket.take()) > 0:
                 await self.clock.sleep(wait)
                 continue
-            chosen = self._checks.popleft() if self._checks else self._submits_waiting.popleft()
+            chosen = self._head(pop=True)
+            assert chosen is not None  # ``me`` at least is waiting
             chosen.granted = True
             if chosen is not me:
                 chosen.event.set()
         me.dispatch = False
         self._hand_over()
 
+    ROUTINE_SHARE = 4
+    """While submits and routine checks both wait, every this many tokens one goes to a routine check: submits are
+    not held back by checks that could wait, nor do those wait for every submit."""
+
+    def _head(self, *, pop: bool = False) -> _Waiter | None:
+        """The next waiter to get a token: checks, then submits, then routine checks (one in
+        :attr:`ROUTINE_SHARE` while both wait)."""
+        lines: tuple[collections.deque[_Waiter], ...] = (self._checks, self._submits_waiting, self._routine)
+        if not self._checks and self._routine and self._submits_waiting and self._granted % self.ROUTINE_SHARE == 0:
+            lines = (self._routine,)
+        for line in lines:
+            if line:
+                if pop:
+                    self._granted += 1
+                    return line.popleft()
+                return line[0]
+        return None
+
     def _hand_over(self) -> None:
-        head = self._checks[0] if self._checks else self._submits_waiting[0] if self._submits_waiting else None
+        head = self._head()
         if head is None:
             self._dispatching = False
         else:

@@ -192,7 +192,8 @@ class Poller:
                         timeout = max(math.ceil(due / tick) * tick, due) - self.clock.monotonic()
                     await self.clock.wait(self._reset_wake(), timeout)
                     continue
-                await self.sender.acquire()
+                # A check likely to find a finish goes before waiting submits; the others after them.
+                await self.sender.acquire(routine=self._top(self._heap) > self.clock.monotonic())
                 entry = self._pop_due()
                 if entry is not None:
                     await send.send(entry)  # waits for a free worker: backpressure, not a pile of tasks

@@ -41,9 +41,10 @@ class PacedSender:
         """Requests sent so far, all routes."""
         return self.by_route.total()
 
-    async def acquire(self, *, submit: bool = False) -> None:
-        """Wait for the pacer's token for one request (a submit if ``submit``), to send later with ``paced=True``."""
-        await self.pacer.acquire(submit=submit)
+    async def acquire(self, *, submit: bool = False, routine: bool = False) -> None:
+        """Wait for the pacer's token for one request (a submit if ``submit``; a check unlikely to find a finish if
+        ``routine``, which waits behind submits), to send later with ``paced=True``."""
+        await self.pacer.acquire(submit=submit, routine=routine)
 
     async def send(self, request: HttpRequest) -> HttpResponse:
         """Send ``request`` once a token is free and return the answer, whatever its status, for callers that

@@ -147,3 +147,29 @@ async def test_a_wrong_low_estimate_recovers_in_seconds() -> None:
     assert rates[0] >= 0.9 * 20.0, rates  # it had learned the limit
     assert rates[1] < 0.5 * rates[0], rates  # knocked well under it
     assert moments[1] - moments[0] <= 8.0, moments  # back within 10% in seconds, not minutes
+
+
+async def test_routine_checks_wait_behind_submits_but_get_a_share() -> None:
+    clock = FakeClock()
+    pacer = RequestPacer(clock, fixed_rate=10.0)
+    await pacer.acquire(submit=True)  # takes the only token: everything below queues
+    order: list[str] = []
+
+    async def request(name: str, **kind: bool) -> None:
+        await pacer.acquire(**kind)
+        order.append(name)
+
+    async with anyio.create_task_group() as tg:
+        for index in range(4):
+            tg.start_soon(lambda i=index: request(f"routine{i}", routine=True))
+        await anyio.lowlevel.checkpoint()
+        for index in range(6):
+            tg.start_soon(lambda i=index: request(f"submit{i}", submit=True))
+        await anyio.lowlevel.checkpoint()
+        tg.start_soon(lambda: request("check"))
+    assert order[0] == "check", order  # likely to find a finish: first
+    rest = order[1:]
+    # Submits go before routine checks, which still get one token in RequestPacer.ROUTINE_SHARE while both wait.
+    assert rest.index("submit5") < rest.index("routine3"), rest
+    assert rest.index("routine0") < rest.index("submit5"), rest
+    assert [name for name in rest if name.startswith("submit")] == [f"submit{i}" for i in range(6)]
