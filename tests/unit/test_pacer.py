@@ -155,18 +155,18 @@ async def test_routine_checks_wait_behind_submits_but_get_a_share() -> None:
     await pacer.acquire(submit=True)  # takes the only token: everything below queues
     order: list[str] = []
 
-    async def request(name: str, **kind: bool) -> None:
-        await pacer.acquire(**kind)
+    async def request(name: str, submit: bool = False, routine: bool = False) -> None:
+        await pacer.acquire(submit=submit, routine=routine)
         order.append(name)
 
     async with anyio.create_task_group() as tg:
         for index in range(4):
-            tg.start_soon(lambda i=index: request(f"routine{i}", routine=True))
+            tg.start_soon(request, f"routine{index}", False, True)
         await anyio.lowlevel.checkpoint()
         for index in range(6):
-            tg.start_soon(lambda i=index: request(f"submit{i}", submit=True))
+            tg.start_soon(request, f"submit{index}", True)
         await anyio.lowlevel.checkpoint()
-        tg.start_soon(lambda: request("check"))
+        tg.start_soon(request, "check")
     assert order[0] == "check", order  # likely to find a finish: first
     rest = order[1:]
     # Submits go before routine checks, which still get one token in RequestPacer.ROUTINE_SHARE while both wait.
