@@ -19,7 +19,6 @@ task supplies ``offset`` and ``scale`` and ``M`` is drawn from what finished tas
 - **line**: the task's own pace between two readings, ``(t0, p0)`` and ``(t1, p1)``: at that pace it ends at
   ``L = t1 + (100 - p1) * (t1 - t0) / (p1 - p0)``, and ``F = t1 + (L - t1) * M``. It needs no finished task at
   the same progress, so it serves a batch's first wave; ``M`` learns how far off a straight line the shape is.
-- **line from submit**: the same through the submit and the latest reading: one reading suffices;
 
 Each sample is read *conditioned on the task still running* at its last check, so a task that has outlived what
 its peers did falls back to the provider's loop (the planner's contract) instead of trusting a stale guess. The
@@ -213,7 +212,7 @@ Frame = tuple[float, float]
 
 
 ORIGIN = (0.0, 0)
-"""The submit, as a progress reading: the line from it through one reading is the pace since the submit."""
+"""The submit, as a progress reading: with one reading, the pace since the submit sets a point's time."""
 
 
 def _line_end(first: tuple[float, int], last: tuple[float, int]) -> float | None:
@@ -292,12 +291,6 @@ def _line(entry: Readings) -> Frame | None:
     return None if end is None else (readings[-1][0], end - readings[-1][0])
 
 
-def _origin_line(entry: Readings) -> Frame | None:
-    readings = entry.readings
-    end = _line_end(ORIGIN, readings[-1]) if readings else None
-    return None if end is None else (readings[-1][0], end - readings[-1][0])
-
-
 def _progress(entry: Readings) -> Frame | None:
     return (0.0, entry.readings[-1][0]) if entry.readings and entry.readings[-1][0] > 0 else None
 
@@ -357,9 +350,8 @@ class Forecaster:
         self.estimate = _Source("estimate", _estimate, PRIOR_ESTIMATE)
         self.estimate_left = _Source("estimate left", _estimate_left, PRIOR_ESTIMATE)
         self.line = _Source("line", _line, PRIOR_LINE)
-        self.origin_line = _Source("line from submit", _origin_line)
         self.progress = _Source("progress", _progress)
-        self.sources = (self.durations, self.estimate, self.estimate_left, self.line, self.origin_line, self.progress)
+        self.sources = (self.durations, self.estimate, self.estimate_left, self.line, self.progress)
         self._by_name = {source.name: source for source in self.sources}
         self.progress_readings = _ByProgress()
         self.probes: dict[str, Readings] = {}  # probes still running
@@ -445,13 +437,13 @@ class Forecaster:
         # Progress comes in whole points: a reading of p means somewhere in [p, p + 1), so whatever is read from
         # progress may be off by the time one point takes, whatever the multipliers say.
         point = _point_time(entry)
-        for source in (self.durations, self.estimate, self.estimate_left, self.line, self.origin_line):
+        for source in (self.durations, self.estimate, self.estimate_left, self.line):
             level = source.level()
             frame = source.frame(entry)
             if level is None or frame is None:
                 continue
             survival, prior = source.survival(watched)
-            slack = point if source is self.line or source is self.origin_line else 0.0
+            slack = point if source is self.line else 0.0
             forecast = _read(source.name, survival, frame, floor, level, prior, slack)
             if forecast is not None:
                 found.append(forecast)
