@@ -158,6 +158,7 @@ class Parts:
         self.retrier = Retrier(settings.retry, clock=clock, on_retry=self.counters.count_retry)
         self.closing = Closing()
         self.poller: Poller | None = None  # the open client's
+        self._tasks: anyio.abc.TaskGroup | None = None  # the open client's task group
         self.server: WebhookServer | None = None  # serves the deliveries while the client is open
         self.webhook = settings.webhook
         self.receiver = (
@@ -167,9 +168,13 @@ class Parts:
         )
 
     def _delivered(self, event: WebhookEvent) -> None:
-        """A webhook delivery passed its checks: the poller takes the news (before the client opens: dropped)."""
-        if self.poller is not None and event.kind == "status":
-            self.poller.deliver(event.task_id, event.status)
+        """A webhook delivery passed its checks: the poller takes the news (before the client opens: dropped); how
+        a task the poller does not track ended (an earlier run's) goes into the journal, for resume."""
+        poller, tasks = self.poller, self._tasks
+        if poller is None or event.kind != "status" or poller.deliver(event.task_id, event.status):
+            return
+        if tasks is not None and event.task_id and event.status is not None and self.book.journal is not None:
+            tasks.start_soon(self.book.record_delivery, event.task_id, event.status)
 
     async def open(self, settings: Settings, download: Download) -> Running:
         """Open the transport and the journal, make the parts of an open client and start the poller's loop;
@@ -205,6 +210,7 @@ class Parts:
             server = await self._listen(poller)
             tasks = anyio.create_task_group()
             await tasks.__aenter__()
+            self._tasks = tasks
             tasks.start_soon(poller.run)
         except BaseException:
             with anyio.CancelScope(shield=True):
@@ -234,6 +240,7 @@ class Parts:
         try:
             with anyio.CancelScope(shield=True):
                 await self.closing.close()
+            self._tasks = None  # deliveries from now on are not recorded
             running.tasks.cancel_scope.cancel()
             await running.tasks.__aexit__(None, None, None)
         finally:
@@ -242,7 +249,7 @@ class Parts:
                     if running.server is not None:
                         await running.server.close()
                 finally:
-                    self.poller = None
+                    self.poller = self._tasks = None
                     await self._close_resources()
 
     async def _close_resources(self) -> None:

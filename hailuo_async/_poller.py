@@ -139,26 +139,27 @@ class Poller:
         if self.webhook_lag is not None:
             self._hooked.add(task_id)
 
-    def deliver(self, task_id: str | None, status: TaskStatus | None) -> None:
+    def deliver(self, task_id: str | None, status: TaskStatus | None) -> bool:
         """A webhook said something of ``task_id``. A task's end resolves it at once when the news carries the
         result (apimart's full status), else brings its next check forward to now (toapis says only that it ended;
         MiniMax's URL comes from one more call). Whichever of the webhook and the poller sees the end first wins;
-        news of a task this client does not track is counted and dropped (resuming a journal polls those)."""
+        news of a task this client does not track is counted and left to the caller (returns ``False``)."""
         entry = self._entries.get(task_id) if task_id is not None else None
         if entry is None:
             self.unknown_deliveries += 1
             logger.debug("hailuo_async: webhook for a task this client does not track")
-            return
+            return False
         if status is None or status.state not in (TaskState.COMPLETED, TaskState.FAILED):
-            return  # news that it runs: the poller's plan stands
+            return True  # news that it runs: the poller's plan stands
         self.deliveries += 1
         now = self.clock.monotonic()
         if status.state is TaskState.FAILED or status.video_url:
             self._note_status(entry, status)
             self._finish(entry, status, now, url=status.video_url, expires=status.expires_at, exact=True)
-            return
+            return True
         entry.waiting, entry.urgent = False, True
         self._schedule(entry, now)
+        return True
 
     def untrack(self, task_id: str, callback: Callback | None = None) -> None:
         """Forget ``callback`` (or every callback) of ``task_id``; polling stops once nobody waits."""

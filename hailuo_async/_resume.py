@@ -27,7 +27,7 @@ from ._exceptions import (
 )
 from ._http import redact
 from ._journal import Journal, JournalItem, completed_fields, item_key
-from ._models import Generation, GenerationRequest, Task
+from ._models import Generation, GenerationRequest, Task, TaskState, TaskStatus
 from ._poller import Outcome
 from .providers import Provider
 
@@ -153,6 +153,33 @@ class JournalBook:
             state = "submitted"  # the task exists; a later run polls it again
         reason = error.reason if isinstance(error, GenerationFailedError) else str(error)
         await self._note_quietly(item, state=state, error_type=type(error).__name__, error_message=redact(reason))
+
+    async def record_delivery(self, task_id: str, status: TaskStatus) -> bool:
+        """A webhook told how a task this client does not track ended (an earlier run's): record it, so that
+        resuming the batch needs no status request for it. Returns whether anything was recorded."""
+        item = self._find(task_id)
+        if item is None or item.state in ("completed", "failed"):
+            return False
+        if status.state is TaskState.FAILED:
+            await self._note_quietly(
+                item,
+                state="failed",
+                error_type=GenerationFailedError.__name__,
+                error_message=redact(status.error or "task failed"),
+            )
+            return True
+        if status.state is TaskState.COMPLETED and status.video_url:
+            facts = status.provider_facts()
+            await self._note_quietly(
+                item,
+                state="completed",
+                video_url=status.video_url,
+                expires_at=status.expires_at,
+                completed_at=self.clock.time(),
+                **facts,
+            )
+            return True
+        return False  # it ended, but its URL takes a status request: resuming polls it
 
     def _find(self, task_id: str) -> JournalItem | None:
         """The journal's record of ``task_id``; ``None`` without a journal or when it cannot be read (logged)."""

@@ -115,6 +115,10 @@ class Webhook(msgspec.Struct, frozen=True, kw_only=True):
     from ``TOAPIS_WEBHOOK_SECRET``. Without one, toapis deliveries are refused (401)."""
     path: str = "/hailuo"
     """Path under which deliveries arrive: ``<public_url><path>/<token>``."""
+    token: str | None = None
+    """The unguessable path segment of the callback URL (at least 16 URL-safe characters); default: a random one
+    per client. Fix it (and keep it secret, like a key) to receive the deliveries of an earlier run's tasks too: with
+    a journal they are recorded, so that resuming the batch needs no status request for them."""
     fallback_lag: float = 30.0
     """The safety net: tasks whose provider was given the callback are still polled, as the polling contract with
     this ``max_lag`` (:class:`~hailuo_async.PollPolicy`), so a lost delivery delays a result by about this much at
@@ -141,6 +145,8 @@ class Webhook(msgspec.Struct, frozen=True, kw_only=True):
             raise InvalidRequestError(
                 "Webhook.path", self.path, "a URL path starting with '/' (no query, fragment or spaces)"
             )
+        if self.token is not None and (not isinstance(self.token, str) or _TOKEN.fullmatch(self.token) is None):
+            raise InvalidRequestError("Webhook.token", "<hidden>", "at least 16 URL-safe characters (A-Z a-z 0-9 _ -)")
         if isinstance(self.fallback_lag, bool) or not (
             isinstance(self.fallback_lag, (int, float)) and 0 < self.fallback_lag < float("inf")
         ):
@@ -157,7 +163,7 @@ class Webhook(msgspec.Struct, frozen=True, kw_only=True):
         secret = None if self.secret is None else "***"
         return (
             f"Webhook(listen={self.listen!r}, public_url={self.public_url!r}, secret={secret!r}, path={self.path!r}, "
-            f"fallback_lag={self.fallback_lag!r})"
+            f"token={None if self.token is None else '***'!r}, fallback_lag={self.fallback_lag!r})"
         )
 
     def __rich_repr__(self) -> list[tuple[str, object]]:
@@ -166,6 +172,7 @@ class Webhook(msgspec.Struct, frozen=True, kw_only=True):
             ("public_url", self.public_url),
             ("secret", None if self.secret is None else "***"),
             ("path", self.path),
+            ("token", None if self.token is None else "***"),
             ("fallback_lag", self.fallback_lag),
         ]
 
@@ -236,6 +243,7 @@ class WebhookReceiver:
         self.provider = provider
         self.config = config
         self._on_event = on_event
+        token = token if token is not None else config.token
         self._token = token if token is not None else secrets.token_urlsafe(24)
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._prefix = config.path.rstrip("/")

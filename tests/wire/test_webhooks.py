@@ -4,6 +4,8 @@ web app through ``handle_webhook``; the poller stays the safety net when deliver
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import anyio
 import msgspec
 import pytest
@@ -143,3 +145,51 @@ async def test_handle_webhook_needs_a_webhook_and_the_secret_stays_out_of_reprs(
     with pytest.raises(InvalidRequestError, match="fallback_lag"):
         Webhook(listen="127.0.0.1:0", fallback_lag=0)
     await anyio.lowlevel.checkpoint()
+
+
+async def test_an_earlier_runs_delivery_is_journaled_and_resume_needs_no_status_request(tmp_path: Path) -> None:
+    # Run 1 gives up waiting; the tasks end while run 2's client (same journal, same fixed token, same web app) is
+    # open: their deliveries are recorded, and resuming the batch then sends no status request at all.
+    holder: dict[str, HailuoClient] = {}
+
+    async def receive(request: web.Request) -> web.Response:
+        reply = await holder["client"].handle_webhook(
+            request.method, request.path_qs, dict(request.headers), await request.read()
+        )
+        return web.Response(status=reply.status, body=reply.body, headers=dict(reply.headers))
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", receive)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    hook = Webhook(
+        public_url=f"http://127.0.0.1:{runner.addresses[0][1]}", token="a-fixed-token-of-run-one", fallback_lag=60.0
+    )
+    journal = tmp_path / "batch.sqlite"
+    prompts = ["earlier one", "earlier two"]
+    slow = SimulatorConfig.from_json(
+        {
+            "generation": {"kind": "uniform", "low": 1.0, "high": 1.2},
+            "video_bytes": 4096,
+            "webhooks": {"retry_delays": []},
+        }
+    )
+    try:
+        async with Simulator(slow) as sim:
+            async with client(sim, "apimart", hook, journal=journal) as first:
+                holder["client"] = first
+                gave_up = await first.gather_generations(prompts, return_exceptions=True, timeout=0.2)
+            assert all(not isinstance(result, Generation) for result in gave_up)
+            async with client(sim, "apimart", hook, journal=journal) as second:
+                holder["client"] = second
+                with anyio.fail_after(10):
+                    while any(item.state != "completed" for item in second.journal.items()):  # type: ignore[union-attr]
+                        await anyio.sleep(0.05)
+                resumed = await second.gather_generations(prompts)
+                assert all(isinstance(result, Generation) and result.video_url for result in resumed)
+                assert second.statistics().status_requests == 0
+            assert sim.stats().submits_by_prompt == dict.fromkeys(prompts, 1)
+    finally:
+        await runner.cleanup()
