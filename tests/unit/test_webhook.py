@@ -516,3 +516,13 @@ async def test_secret_token_and_bodies_never_in_logs(caplog: pytest.LogCaptureFi
         # Task ids may be logged (they are in every other log line of the library); bodies and headers may not.
         for forbidden in (WEBHOOK_SECRET, TOKEN, good[SIGNATURE_HEADER], good[TIMESTAMP_HEADER], "task_type", "{"):
             assert forbidden not in text, (forbidden, text)
+
+
+def test_a_fixed_token_is_checked_hidden_and_used() -> None:
+    with pytest.raises(InvalidRequestError) as info:
+        Webhook(listen="127.0.0.1:0", token="short")
+    assert info.value.parameter == "Webhook.token" and "short" not in str(info.value)
+    hook = Webhook(listen="127.0.0.1:0", token="a-fixed-token-of-run-one")
+    assert "a-fixed-token-of-run-one" not in repr(hook)
+    receiver = WebhookReceiver(get_provider("apimart"), hook, on_event=lambda event: None)
+    assert receiver.callback_url("http://127.0.0.1:9").endswith("/hailuo/a-fixed-token-of-run-one")
