@@ -33,7 +33,7 @@ import bisect
 import collections
 import math
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import Literal, Protocol
 
 from ._models import TaskStatus
@@ -129,6 +129,11 @@ class Survival:
                 self.times.append(value)
                 self.levels.append(level)
             at_risk -= 1
+        self._falls = [-level for level in self.levels]  # increasing: searchable by bisect
+
+    def _first_at_or_below(self, level: float, start: int) -> int:
+        """The first event index from ``start`` whose level is at most ``level`` (``len(times)`` if none)."""
+        return bisect.bisect_left(self._falls, -level, lo=start)
 
     def level_at(self, t: float) -> float:
         index = bisect.bisect_right(self.times, t)
@@ -145,15 +150,14 @@ class Survival:
         if previous_level <= 0.0 or len(self.values) - bisect.bisect_right(self.values, floor) < LEAST:
             return None  # too few tasks seen beyond the floor to say anything of what lies there
         target = previous_level * (1.0 - q)
-        for index in range(start, len(self.times)):
-            level = self.levels[index]
-            if level <= target:
-                if index > start:
-                    share = (previous_level - target) / (previous_level - level)
-                    return previous_time + share * (self.times[index] - previous_time)
-                return self._below_first(start, floor, target)
-            previous_time, previous_level = self.times[index], level
-        return None
+        index = self._first_at_or_below(target, start)
+        if index >= len(self.times):
+            return None
+        if index == start:
+            return self._below_first(start, floor, target)
+        previous_time, previous_level = self.times[index - 1], self.levels[index - 1]
+        share = (previous_level - target) / (previous_level - self.levels[index])
+        return previous_time + share * (self.times[index] - previous_time)
 
     def _below_first(self, start: int, floor: float, target: float) -> float:
         """Where ``target`` lies before the first event after ``floor``: on the line through that event and the one
@@ -162,9 +166,9 @@ class Survival:
         first_time, first_level = self.times[start], self.levels[start]
         top = self.level_at(floor)
         stop = start + 1
-        while stop < len(self.times) - 1 and self.levels[stop] > 0.75 * top:
-            stop += 1
-        if stop >= len(self.times):
+        if stop < len(self.times):
+            stop = min(self._first_at_or_below(0.75 * top, stop), len(self.times) - 1)
+        else:
             # One event: from where three quarters of the tasks still running before it were last seen.
             lo, hi = bisect.bisect_right(self.censored, floor), bisect.bisect_left(self.censored, first_time)
             base = self.censored[lo + (hi - lo) // 4] if hi - lo >= 3 else floor
@@ -240,21 +244,32 @@ class _Source:
         self.prior = [] if prior is None else [prior[0] + (prior[1] - prior[0]) * i / 32 for i in range(33)]
         self.misses = 0.0
         self.scored = 0.0
-        self._cached: tuple[tuple[int, tuple[float, ...]], Survival, bool] | None = None
+        self._cached: tuple[tuple[int, int], Survival, bool] | None = None
 
-    def survival(self, watched: Iterable[Readings]) -> tuple[Survival, bool]:
-        """The multipliers read with the watched tasks still running censored; whether the prior is in."""
-        censored: list[float] = []
-        for entry in watched:
-            frame = self.frame(entry)
-            if frame is not None:
-                censored.append((entry.last_seen - frame[0]) / frame[1])
-        key = (self.sample.version, tuple(censored))
-        if self._cached is None or self._cached[0] != key:
+    def survival(self, watched: Collection[Readings], version: int) -> tuple[Survival, bool]:
+        """The multipliers read with the watched tasks still running censored (``version`` counts their changes);
+        whether the prior is in. Read again once a thirty-second more of the sample, or a quarter of the watched
+        tasks, is new: a reading a little stale says the same, and rebuilding on every check would cost the most
+        of a check."""
+        cached = self._cached
+        if (
+            cached is None
+            or self.sample.version - cached[0][0] >= max(1, len(self.sample) // 32)
+            or version - cached[0][1] >= max(1, len(watched) // 4)
+        ):
+            censored: list[float] = []
+            for entry in watched:
+                frame = self.frame(entry)
+                if frame is not None:
+                    censored.append((entry.last_seen - frame[0]) / frame[1])
             values = self.sample.sorted
             prior = len(values) < LEAST and bool(self.prior)
-            self._cached = (key, Survival(values + self.prior if prior else values, censored), prior)
-        return self._cached[1], self._cached[2]
+            cached = self._cached = (
+                (self.sample.version, version),
+                Survival(values + self.prior if prior else values, censored),
+                prior,
+            )
+        return cached[1], cached[2]
 
     def score(self, missed: bool) -> None:
         self.misses = self.misses * SCORE_DECAY + missed
@@ -302,8 +317,10 @@ class _ByProgress:
         self._size = size
         self._sorted: list[tuple[int, float]] = []
         self._recent: collections.deque[tuple[int, float]] = collections.deque()
+        self.version = 0
 
     def add(self, progress: int, multiplier: float) -> None:
+        self.version += 1
         item = (progress, multiplier)
         if len(self._recent) >= self._size:
             old = self._recent.popleft()
@@ -356,6 +373,9 @@ class Forecaster:
         self.progress_readings = _ByProgress()
         self.probes: dict[str, Readings] = {}  # probes still running
         self.watched: dict[str, Readings] = {}  # probes and audits still running
+        self.watch_version = 0  # counts changes of the watched tasks: what was read from them holds while unchanged
+        self._progress_cache: dict[int, tuple[list[float], list[float]] | None] = {}
+        self._progress_key: tuple[int, int] = (-1, -1)
         self.probes_taken = 0
 
     # -- what each task is -------------------------------------------------------------------------------
@@ -371,12 +391,14 @@ class Forecaster:
             role = "audit"
         if role != "planned":
             self.watched[task_id] = entry
+            self.watch_version += 1
         return role
 
     def forget(self, task_id: str) -> None:
         """A task is no longer tracked (ended, or given up): it no longer tells how long tasks run."""
         self.probes.pop(task_id, None)
-        self.watched.pop(task_id, None)
+        if self.watched.pop(task_id, None) is not None:
+            self.watch_version += 1
 
     # -- evidence ------------------------------------------------------------------------------------------
 
@@ -394,6 +416,14 @@ class Forecaster:
                 readings.append((elapsed, progress))
                 if len(readings) > 4:
                     del readings[1]  # the first reading stays: the longest line is the steadiest
+
+    def saw(self, entry: Readings, elapsed: float) -> None:
+        """A status answer ``elapsed`` seconds after the submit found the task still going (after :meth:`observe`):
+        keep when, and the frames its sources predict from now."""
+        entry.last_seen = elapsed
+        if any(watched is entry for watched in self.watched.values()):
+            self.watch_version += 1
+        self.remember(entry)
 
     def remember(self, entry: Readings) -> None:
         """Keep the frames every source predicts from for this task now, to learn from them once it finishes."""
@@ -442,7 +472,7 @@ class Forecaster:
             frame = source.frame(entry)
             if level is None or frame is None:
                 continue
-            survival, prior = source.survival(watched)
+            survival, prior = source.survival(watched, self.watch_version)
             slack = point if source is self.line else 0.0
             forecast = _read(source.name, survival, frame, floor, level, prior, slack)
             if forecast is not None:
@@ -505,6 +535,21 @@ class Forecaster:
         if level is None or frame is None:
             return None
         progress = entry.readings[-1][1]
+        key = (self.progress_readings.version, self.watch_version)
+        if key != self._progress_key:
+            self._progress_key = key
+            self._progress_cache.clear()
+        if progress not in self._progress_cache:
+            self._progress_cache[progress] = self._progress_values(progress)
+        found = self._progress_cache[progress]
+        if found is None:
+            return None
+        values, censored = found
+        return _read(self.progress.name, Survival(values, censored), frame, floor, level, False, _point_time(entry))
+
+    def _progress_values(self, progress: int) -> tuple[list[float], list[float]] | None:
+        """The finished readings' multipliers nearest ``progress``, and the watched tasks' readings as near, as
+        censored ones; ``None`` when too few are near."""
         nearest = self.progress_readings.nearest(progress, NEIGHBOURS)
         if nearest is None or nearest[1] > REACH:
             return None
@@ -515,7 +560,7 @@ class Forecaster:
             for at, seen in other.readings
             if at > 0 and abs(seen - progress) <= reach
         ]
-        return _read(self.progress.name, Survival(values, censored), frame, floor, level, False, _point_time(entry))
+        return values, censored
 
     def trials(self, entry: Readings, floor: float) -> list[tuple[str, float]]:
         """Every usable source's low quantile for an audited task, to score once its finish is known."""

@@ -320,14 +320,12 @@ class Poller:
         now = self.clock.monotonic()
         self._note_status(entry, status)
         self._forecaster.observe(entry, status, now - entry.started)
-        if status.state not in (TaskState.COMPLETED, TaskState.FAILED):
-            self._forecaster.remember(entry)
         if status.state is TaskState.COMPLETED:
             await self._complete(entry, status, now)
         elif status.state is TaskState.FAILED:
             self._finish(entry, status, now)
         elif not self._past_deadline(entry, now):
-            entry.last_seen = now - entry.started
+            self._forecaster.saw(entry, now - entry.started)
             self._plan(entry, now)
 
     def _note_status(self, entry: Entry, status: TaskStatus) -> None:
