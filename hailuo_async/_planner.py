@@ -102,6 +102,7 @@ class Planner:
         self.forecaster = forecaster
         self.rng = rng if rng is not None else forecaster.rng
         self.latency = 0.0  # how long a status answer takes to come back, smoothed: it counts in the lag
+        self.grid = 0.0  # the poller's wake-up grid: a check goes out up to this much after its moment
 
     def took(self, seconds: float) -> None:
         """A status check took ``seconds`` from its send to its answer."""
@@ -124,7 +125,7 @@ class Planner:
         policy = self.policy
         lag = entry.lag
         seen = entry.started + entry.last_seen  # the last answer that found it going (or its submit)
-        step = max(self.AIM * lag - self.latency, min(policy.min_interval, 0.5 * lag))
+        step = max(self.AIM * lag - self.latency - 0.5 * self.grid, min(policy.min_interval, 0.5 * lag))
         beat = max(now, seen + step)  # the loop's next beat: one step after the last sighting, or now if overdue
         budget = entry.started + (entry.checks + 1) * lag  # the loop at max_lag sends no earlier
         entry.waiting = entry.urgent = False

@@ -57,9 +57,9 @@ Callback = Callable[[Outcome], None]
 class Poller:
     """Checks the status of every tracked task; resolves each task's callbacks with its outcome."""
 
-    TICK = 0.05
-    """Seconds of the grid the loop wakes on: checks due within one tick go out together (at most a fiftieth of
-    ``max_lag``)."""
+    TICK = 0.1
+    """Seconds of the grid the loop wakes on: checks due within one tick go out together (at most a twentieth of
+    ``max_lag``; the planner aims that much earlier on average)."""
     UNDECODABLE_LIMIT = 5
     """Status answers in a row that cannot be decoded after which a task fails with :class:`DecodeError` (its id
     attached, so the paid task can be recovered) instead of being polled until its deadline."""
@@ -84,9 +84,10 @@ class Poller:
         self._routine: list[tuple[float, int, str, int]] = []  # the others: readings, retries, plans to revisit
         self._seq = itertools.count()
         self._wake = anyio.Event()
-        self._tick = min(self.TICK, 0.02 * policy.max_lag)
         self._forecaster = Forecaster(rng)
+        self._tick = min(self.TICK, 0.05 * policy.max_lag)
         self._planner = Planner(policy, self._forecaster)
+        self._planner.grid = self._tick
         self._waiting: dict[str, Entry] = {}  # tasks whose next due moment is a time to plan again
         self.webhook_lag: float | None = None
         """``max_lag`` of the safety-net polling of tasks whose provider was given a callback (:meth:`hooked`)."""
