@@ -93,7 +93,7 @@ class Entry:
 class Planner:
     """Plans every check of one poller's tasks under the policy's contract."""
 
-    AIM = 0.93
+    AIM = 0.88
     """Share of ``max_lag`` (less the status checks' latency) between beats, and by which a check comes after the low
     quantile of the finish: the rest absorbs the poller's wake-up grid and the spread of latencies."""
 
