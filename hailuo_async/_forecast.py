@@ -426,11 +426,16 @@ class Forecaster:
         self.remember(entry)
 
     def remember(self, entry: Readings) -> None:
-        """Keep the frames every source predicts from for this task now, to learn from them once it finishes."""
+        """Keep the frames the progress-reading sources predict from for this task now, to learn from them once it
+        finishes (the others' frames do not change while it runs: they are read at its finish)."""
+        if not entry.readings:
+            return
         frames = entry.frames
-        latest = entry.readings[-1][1] if entry.readings else 0
+        latest = entry.readings[-1][1]
         for index, source in enumerate(self.sources):
-            frame = source.frame(entry) if source is not self.durations else None
+            if source is not self.line and source is not self.progress:
+                continue
+            frame = source.frame(entry)
             if frame is None:
                 continue
             item = (index, frame[0], frame[1], latest if source is self.progress else 0)
@@ -446,6 +451,10 @@ class Forecaster:
         multipliers of the last moments would otherwise be mostly that error."""
         self.forget(task_id)
         self.durations.sample.add(duration)
+        for source in (self.estimate, self.estimate_left):
+            frame = source.frame(entry)
+            if frame is not None:
+                source.sample.add((duration - frame[0]) / frame[1])
         for index, offset, scale, progress in entry.frames:
             if scale < 4.0 * error:
                 continue

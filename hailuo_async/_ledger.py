@@ -50,6 +50,7 @@ class _Entry:
     caps: tuple[SpendCap, ...]
     charged: int | None = None
     held: int = 0
+    kept: tuple[int, int, int] = (0, 0, 0)  # its totals when the ledger started counting it as open
 
     def hold(self, amount: int) -> None:
         """Hold ``amount`` against the caps instead of what was held so far."""
@@ -106,6 +107,7 @@ class Ledger:
         self.cap = cap
         self._open: dict[str, _Entry] = {}
         self._settled = (0, 0, 0)  # spent, estimated, unpriced of the settled tasks
+        self._pending = (0, 0, 0)  # the same of the tasks still open, as they were kept
 
     def estimate(self, items: Iterable[str | GenerationRequest]) -> Estimate:
         """:func:`estimate` with this ledger's provider and prices."""
@@ -185,21 +187,25 @@ class Ledger:
     def keep(self, key: str, entry: _Entry) -> None:
         """Keep ``entry`` as the cost of the task ``key`` names (its task id, or the submit's own key when a task
         may exist without one), until the task ends (:meth:`settle`)."""
+        previous = self._open.get(key)
+        if previous is not None:
+            self._pending = _add(self._pending, previous.kept, sign=-1)
         self._open[key] = entry
+        entry.kept = entry.totals()
+        self._pending = _add(self._pending, entry.kept)
 
     def _fold(self, key: str, entry: _Entry) -> None:
+        """Move a task from the open ones to the settled ones, with what it counts now."""
         del self._open[key]
+        self._pending = _add(self._pending, entry.kept, sign=-1)
         self._settled = _add(self._settled, entry.totals())
 
     def spent(self) -> tuple[float, float, int]:
         """``(spent, estimated part, unpriced tasks)`` over every task committed (see
-        :class:`~hailuo_async.ClientStatistics`)."""
-        totals = self._settled
-        for entry in self._open.values():
-            totals = _add(totals, entry.totals())
-        spent, estimated, unpriced = totals
+        :class:`~hailuo_async.ClientStatistics`); kept up to date as tasks come and end, so asking costs nothing."""
+        spent, estimated, unpriced = _add(self._settled, self._pending)
         return to_usd(spent), to_usd(estimated), unpriced
 
 
-def _add(a: tuple[int, int, int], b: tuple[int, int, int]) -> tuple[int, int, int]:
-    return a[0] + b[0], a[1] + b[1], a[2] + b[2]
+def _add(a: tuple[int, int, int], b: tuple[int, int, int], *, sign: int = 1) -> tuple[int, int, int]:
+    return a[0] + sign * b[0], a[1] + sign * b[1], a[2] + sign * b[2]

@@ -97,6 +97,9 @@ class Planner:
     """Share of ``max_lag`` (less the status checks' latency) between beats, and by which a check comes after the low
     quantile of the finish: the rest absorbs the poller's wake-up grid and the spread of latencies."""
 
+    WAIT_GROWTH = 0.5
+    """A task waiting for the first finish looks again after at most this share of its age more (or on news)."""
+
     def __init__(self, policy: PollPolicy, forecaster: Forecaster, rng: random.Random | None = None) -> None:
         self.policy = policy
         self.forecaster = forecaster
@@ -139,10 +142,13 @@ class Planner:
         latest = max(beat, seen + policy.max_interval)  # no gap beyond max_interval
         if finish.bound:
             # Nothing finished yet, and probes at least as old as this task were seen running at ``finish.low``:
-            # wait for their next sighting (due within ``max_lag``) or their first finish, whichever comes first.
-            again = entry.started + finish.low + 1.1 * lag
-            if again <= now:
+            # wait for news of a finish (the poller plans waiting tasks again then). Look again at the latest when
+            # the probes' next sighting is due, or after half its age more, whichever is later: asking every beat
+            # would cost a plan per waiting task per beat, however many wait.
+            edge = entry.started + finish.low + 1.1 * lag
+            if edge <= now:
                 return max(budget, beat)  # the probes were not seen again in time: check it like the loop
+            again = max(edge, now + self.WAIT_GROWTH * (now - entry.started))
             entry.waiting = again < latest
             entry.covered = max(entry.covered, finish.low)
             return min(again, latest)
