@@ -106,9 +106,8 @@ async def test_a_failed_minimax_challenge_creates_nothing_and_is_not_retried() -
     assert stats.submits_by_prompt == {"challenge refused": 1} and stats.tasks_created == 0
 
 
-async def test_deliveries_through_the_users_own_web_app() -> None:
-    # No listener of the client's own: the user's aiohttp app receives the deliveries and hands them in.
-    holder: dict[str, HailuoClient] = {}
+async def own_app(holder: dict[str, HailuoClient]) -> web.AppRunner:
+    """A user's own aiohttp app on 127.0.0.1 that hands every request to ``holder["client"].handle_webhook``."""
 
     async def receive(request: web.Request) -> web.Response:
         reply = await holder["client"].handle_webhook(
@@ -120,8 +119,14 @@ async def test_deliveries_through_the_users_own_web_app() -> None:
     app.router.add_route("*", "/{tail:.*}", receive)
     runner = web.AppRunner(app)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return runner
+
+
+async def test_deliveries_through_the_users_own_web_app() -> None:
+    # No listener of the client's own: the user's aiohttp app receives the deliveries and hands them in.
+    holder: dict[str, HailuoClient] = {}
+    runner = await own_app(holder)
     port = runner.addresses[0][1]
     try:
         async with Simulator(config()) as sim:
@@ -151,19 +156,7 @@ async def test_an_earlier_runs_delivery_is_journaled_and_resume_needs_no_status_
     # Run 1 gives up waiting; the tasks end while run 2's client (same journal, same fixed token, same web app) is
     # open: their deliveries are recorded, and resuming the batch then sends no status request at all.
     holder: dict[str, HailuoClient] = {}
-
-    async def receive(request: web.Request) -> web.Response:
-        reply = await holder["client"].handle_webhook(
-            request.method, request.path_qs, dict(request.headers), await request.read()
-        )
-        return web.Response(status=reply.status, body=reply.body, headers=dict(reply.headers))
-
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", receive)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
+    runner = await own_app(holder)
     hook = Webhook(
         public_url=f"http://127.0.0.1:{runner.addresses[0][1]}", token="a-fixed-token-of-run-one", fallback_lag=60.0
     )
