@@ -60,6 +60,9 @@ REACH = 5
 """Most progress points between a running task's reading and the finished readings its progress source reads."""
 SPAN = 10
 """Least progress points between two readings for a line through them."""
+LINE_REACH = 10
+"""Most progress points between where a running task's line is drawn to and the finished lines its line source
+reads."""
 PRIOR_LINE = (0.25, 2.0)
 """Range assumed for a line's multiplier before any task has finished: a task may end in a quarter of the time its
 own pace so far says (progress that speeds up does that), or take twice as long. It lets a lone task be checked
@@ -165,6 +168,20 @@ class Survival:
         still running were seen (or ``floor``)."""
         first_time, first_level = self.times[start], self.levels[start]
         top = self.level_at(floor)
+        extrapolated = self._extrapolated(start, floor, target, first_time, first_level, top)
+        if start == 0:
+            return extrapolated  # the floor lies below every finish: the gap up to the first is the sample's own
+        # Finishes came before the floor too: the floor is inside the spread, and that none of the few values beyond
+        # it ended between it and the next finish does not make that gap safe. Count one more finish spread over it
+        # (the plus-one rule): with fewer than 1 / RISK values beyond the floor, the quantile comes that much earlier.
+        beyond = len(self.values) - bisect.bisect_right(self.values, floor)
+        pseudo = top / (beyond + 1)
+        return min(extrapolated, floor + (first_time - floor) * min(1.0, (top - target) / pseudo))
+
+    def _extrapolated(
+        self, start: int, floor: float, target: float, first_time: float, first_level: float, top: float
+    ) -> float:
+        """Where ``target`` lies before the first event after ``floor``, along the events that follow it."""
         stop = start + 1
         if stop < len(self.times):
             stop = min(self._first_at_or_below(0.75 * top, stop), len(self.times) - 1)
@@ -301,9 +318,18 @@ def _estimate_left(entry: Readings) -> Frame | None:
 
 
 def _line(entry: Readings) -> Frame | None:
+    """The task's recent pace: the line from the latest reading back to the last one at least :data:`SPAN` points
+    below it. Where on the shape the line is drawn then depends on the progress it reaches, not on when the task
+    happened to be read first, so lines drawn to the same progress are alike across the batch."""
     readings = entry.readings
-    end = _line_end(readings[0], readings[-1]) if readings else None
-    return None if end is None else (readings[-1][0], end - readings[-1][0])
+    if not readings:
+        return None
+    last = readings[-1]
+    for earlier in reversed(readings[:-1]):
+        if last[1] - earlier[1] >= SPAN:
+            end = _line_end(earlier, last)
+            return None if end is None else (last[0], end - last[0])
+    return None
 
 
 def _progress(entry: Readings) -> Frame | None:
@@ -371,12 +397,16 @@ class Forecaster:
         self.sources = (self.durations, self.estimate, self.estimate_left, self.line, self.progress)
         self._by_name = {source.name: source for source in self.sources}
         self.progress_readings = _ByProgress()
+        self.line_readings = _ByProgress()  # the line's multipliers, by the progress its line was drawn to
+        self._line_cache: dict[int, tuple[list[float], list[float]] | None] = {}
+        self._line_key: tuple[int, int] = (-1, -1)
         self.probes: dict[str, Readings] = {}  # probes still running
         self.watched: dict[str, Readings] = {}  # probes and audits still running
         self.watch_version = 0  # counts changes of the watched tasks: what was read from them holds while unchanged
         self._progress_cache: dict[int, tuple[list[float], list[float]] | None] = {}
         self._progress_key: tuple[int, int] = (-1, -1)
         self.probes_taken = 0
+        self.finishes = 0  # tasks finished so far
 
     # -- what each task is -------------------------------------------------------------------------------
 
@@ -438,7 +468,7 @@ class Forecaster:
             frame = source.frame(entry)
             if frame is None:
                 continue
-            item = (index, frame[0], frame[1], latest if source is self.progress else 0)
+            item = (index, frame[0], frame[1], latest)
             if item not in frames:
                 frames.append(item)
         if len(frames) > FRAMES:
@@ -450,6 +480,7 @@ class Forecaster:
         prediction teaches only if the finish is known to within a quarter of the time it had still to run:
         multipliers of the last moments would otherwise be mostly that error."""
         self.forget(task_id)
+        self.finishes += 1
         self.durations.sample.add(duration)
         for source in (self.estimate, self.estimate_left):
             frame = source.frame(entry)
@@ -463,6 +494,7 @@ class Forecaster:
                 self.progress_readings.add(progress, multiplier)
             else:
                 self.sources[index].sample.add(multiplier)
+                self.line_readings.add(progress, multiplier)
         if entry.trials:
             for name, low in entry.trials:
                 self._by_name[name].score(duration < low)
@@ -481,9 +513,12 @@ class Forecaster:
             frame = source.frame(entry)
             if level is None or frame is None:
                 continue
-            survival, prior = source.survival(watched, self.watch_version)
-            slack = point if source is self.line else 0.0
-            forecast = _read(source.name, survival, frame, floor, level, prior, slack)
+            if source is self.line and len(source.sample) >= LEAST:
+                forecast = self._read_line(entry, frame, floor, level, point)
+            else:
+                survival, prior = source.survival(watched, self.watch_version)
+                slack = point if source is self.line else 0.0
+                forecast = _read(source.name, survival, frame, floor, level, prior, slack)
             if forecast is not None:
                 found.append(forecast)
             elif (
@@ -510,7 +545,7 @@ class Forecaster:
         learned: Finish | None = None
         assumed: Finish | None = None
         bound: Finish | None = None
-        found = self.candidates(entry, floor)
+        found = _one_reading(self.candidates(entry, floor), self.estimate.name, self.estimate_left.name)
         for forecast in found:
             if forecast.bound:
                 bound = forecast
@@ -556,6 +591,36 @@ class Forecaster:
         values, censored = found
         return _read(self.progress.name, Survival(values, censored), frame, floor, level, False, _point_time(entry))
 
+    def _read_line(self, entry: Readings, frame: Frame, floor: float, level: float, point: float) -> Finish | None:
+        """The line source once tasks have finished: the multipliers of the :data:`NEIGHBOURS` finished lines
+        drawn to the progress nearest the task's latest (how far off its pace a run ends depends on where on its
+        shape the line stops: convex progress speeds up, concave slows down, more the earlier the line), with the
+        watched tasks' lines drawn as near counted as censored."""
+        progress = entry.readings[-1][1]
+        key = (self.line_readings.version, self.watch_version)
+        if key != self._line_key:
+            self._line_key = key
+            self._line_cache.clear()
+        if progress not in self._line_cache:
+            self._line_cache[progress] = self._line_values(progress)
+        found = self._line_cache[progress]
+        if found is None:
+            return None
+        values, censored = found
+        return _read(self.line.name, Survival(values, censored), frame, floor, level, False, point)
+
+    def _line_values(self, progress: int) -> tuple[list[float], list[float]] | None:
+        nearest = self.line_readings.nearest(progress, NEIGHBOURS)
+        if nearest is None or nearest[1] > LINE_REACH:
+            return None
+        values, reach = nearest
+        censored: list[float] = []
+        for other in self.watched.values():
+            frame = _line(other)
+            if frame is not None and abs(other.readings[-1][1] - progress) <= reach:
+                censored.append((other.last_seen - frame[0]) / frame[1])
+        return values, censored
+
     def _progress_values(self, progress: int) -> tuple[list[float], list[float]] | None:
         """The finished readings' multipliers nearest ``progress``, and the watched tasks' readings as near, as
         censored ones; ``None`` when too few are near."""
@@ -574,6 +639,16 @@ class Forecaster:
     def trials(self, entry: Readings, floor: float) -> list[tuple[str, float]]:
         """Every usable source's low quantile for an audited task, to score once its finish is known."""
         return [(forecast.source, forecast.low) for forecast in self.candidates(entry, floor) if not forecast.bound]
+
+
+def _one_reading(found: list[Finish], whole: str, left: str) -> list[Finish]:
+    """The provider's estimate read both ways, as the whole time and as the time left: whichever it means, one
+    reading is wrong, and until the audits tell which, the earlier of the two stands (the other is left out)."""
+    pair = [forecast for forecast in found if forecast.source in (whole, left) and not forecast.bound]
+    if len(pair) < 2 or pair[0].prior != pair[1].prior:
+        return found
+    later = max(pair, key=lambda forecast: forecast.low)
+    return [forecast for forecast in found if forecast is not later]
 
 
 def _read(

@@ -9,10 +9,12 @@ The contract, for ``max_lag = L``:
 - **Never more checks than a plain loop at** ``L``: a task's ``k``-th check is never sent before ``k * L`` seconds
   after its submit, so at every moment it has had at most as many checks as the loop would have sent.
 - **Detection lag within** ``L`` **at the 95th percentile**: a task is checked on a beat of ``AIM * L``, like a
-  loop, except where the forecast says it will very likely not finish for at least another beat: then the check is
-  aimed one beat after the :data:`~._forecast.RISK` quantile of its finish, *given that it was still running at its
-  last check*, skipping the beats between. A task therefore goes unchecked for long only while the evidence says it
-  is very unlikely to have finished, and the lag exceeds a beat only with that small chance.
+  loop, except where the forecast says it will very likely not finish for at least two more beats: then the check
+  is aimed one beat after the :data:`~._forecast.RISK` quantile of its finish, *given that it was still running at
+  its last check*, skipping the beats between. A task therefore goes unchecked for long only while the evidence
+  says it is very unlikely to have finished, the lag exceeds a beat only with that small chance, and every such
+  chance taken saves at least one check (:attr:`Planner.LEAST_SKIP`). A check planned on the beat is planned again
+  when it falls due if many tasks have finished since (:attr:`Planner.NEWS`).
 - **As few checks as the evidence allows**: the better the forecast (progress that maps well to time, a reliable
   ``estimated_time``, a batch whose durations are alike), the later its low quantile, and the fewer checks.
 
@@ -53,6 +55,7 @@ class Entry:
         "lag",
         "last_seen",
         "listener",
+        "news",
         "readings",
         "request",
         "role",
@@ -82,6 +85,7 @@ class Entry:
         self.version = 0
         self.urgent = False  # its next check is likely to find it finished
         self.waiting = False  # its next due moment is only a time to plan again, not a check
+        self.news: int | None = None  # finishes known when its next check was planned on the beat (else None)
         self.request: HttpRequest | None = None  # the status request, built once
         self.state = TaskState.QUEUED
         self.readings: list[tuple[float, int]] = []
@@ -93,9 +97,20 @@ class Entry:
 class Planner:
     """Plans every check of one poller's tasks under the policy's contract."""
 
-    AIM = 0.88
-    """Share of ``max_lag`` (less the status checks' latency) between beats, and by which a check comes after the low
-    quantile of the finish: the rest absorbs the poller's wake-up grid and the spread of latencies."""
+    AIM = 0.95
+    """Share of ``max_lag`` (less the latency of a status check, and of the URL fetch that follows it on MiniMax)
+    between beats, and by which a check comes after the low quantile of the finish: the rest absorbs the poller's
+    wake-up grid, the spread of latencies and the forecasts' misses."""
+
+    LEAST_SKIP = 2.0
+    """Beats a forecast must let a check skip before it is trusted: each skip risks up to
+    :data:`~._forecast.RISK` that the task ends inside it, and a task skipped many times adds those risks up, so
+    every risk taken must save at least one check. Where the finish could come any moment (durations spread evenly,
+    a vague estimate) the low quantile is never that far off, and the task is polled on the beat."""
+
+    NEWS = 0.25
+    """Growth of the finished tasks known since a check was planned on the beat by which, once it is due, it is
+    planned again before it is sent: what the batch has shown since may say the task will not end for a while."""
 
     WAIT_GROWTH = 0.5
     """A task waiting for the first finish looks again after at most this share of its age more (or on news)."""
@@ -105,11 +120,21 @@ class Planner:
         self.forecaster = forecaster
         self.rng = rng if rng is not None else forecaster.rng
         self.latency = 0.0  # how long a status answer takes to come back, smoothed: it counts in the lag
+        self.fetch = 0.0  # how long fetching a finished task's video URL takes (MiniMax), smoothed: it counts too
         self.grid = 0.0  # the poller's wake-up grid: a check goes out up to this much after its moment
 
     def took(self, seconds: float) -> None:
         """A status check took ``seconds`` from its send to its answer."""
         self.latency += 0.1 * (seconds - self.latency)
+
+    def fetched(self, seconds: float) -> None:
+        """Fetching a finished task's video URL (one more request after its status, MiniMax) took ``seconds``."""
+        self.fetch += 0.1 * (seconds - self.fetch)
+
+    def stale(self, entry: Entry) -> bool:
+        """Whether a check planned on the beat, now due, was planned on much less than is known now: it is then
+        planned again before it is sent (a check aimed at a forecast stands: planning it again would risk more)."""
+        return entry.news is not None and self.forecaster.finishes >= (1.0 + self.NEWS) * entry.news + 1
 
     def enrol(self, task: Task, started: float, deadline: float | None, lag: float | None = None) -> Entry:
         """A new task's entry and its role. ``lag``: its own ``max_lag`` (a task whose provider calls back is
@@ -128,16 +153,18 @@ class Planner:
         policy = self.policy
         lag = entry.lag
         seen = entry.started + entry.last_seen  # the last answer that found it going (or its submit)
-        step = max(self.AIM * lag - self.latency - 0.5 * self.grid, min(policy.min_interval, 0.5 * lag))
+        step = max(self.AIM * lag - self.latency - self.fetch - 0.5 * self.grid, min(policy.min_interval, 0.5 * lag))
         beat = max(now, seen + step)  # the loop's next beat: one step after the last sighting, or now if overdue
         budget = entry.started + (entry.checks + 1) * lag  # the loop at max_lag sends no earlier
         entry.waiting = entry.urgent = False
+        entry.news = None
         if entry.role == "audit":
             if entry.checks and entry.trials is not None:
                 entry.trials.extend(self.forecaster.trials(entry, entry.last_seen))
             return max(budget, beat)
         finish = self.forecaster.forecast(entry, entry.last_seen)
         if finish is None or (finish.bound and entry.role == "probe"):
+            entry.news = self.forecaster.finishes
             return max(budget, beat)  # nothing usable known (a probe is what the others wait for): the plain loop
         latest = max(beat, seen + policy.max_interval)  # no gap beyond max_interval
         if finish.bound:
@@ -153,8 +180,9 @@ class Planner:
             entry.covered = max(entry.covered, finish.low)
             return min(again, latest)
         aimed = entry.started + finish.low + step
-        if aimed < beat + step:
-            # Not a whole beat to skip: a beat of the loop (the low quantile's slack would only add lag).
+        if aimed < beat + self.LEAST_SKIP * step:
+            # Too little to skip for the risk: a beat of the loop (the low quantile's slack would only add lag).
+            entry.news = self.forecaster.finishes
             return max(budget, beat)
         entry.urgent = finish.median is not None and aimed >= entry.started + finish.median
         entry.covered = max(entry.covered, finish.low)

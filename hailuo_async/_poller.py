@@ -158,7 +158,7 @@ class Poller:
             self._note_status(entry, status)
             self._finish(entry, status, now, url=status.video_url, expires=status.expires_at, exact=True)
             return True
-        entry.waiting, entry.urgent = False, True
+        entry.waiting, entry.urgent, entry.news = False, True, None
         self._schedule(entry, now)
         return True
 
@@ -246,7 +246,7 @@ class Poller:
                 return min(urgent, routine)
             heap = self._heap if urgent <= now else self._routine
             entry = self._entries[heap[0][2]]
-            if not entry.waiting:
+            if not entry.waiting and not self._planner.stale(entry):
                 return None
             heapq.heappop(heap)
             self._plan(entry, now)
@@ -261,7 +261,7 @@ class Poller:
                 return None
             _, _, task_id, _ = heapq.heappop(heap)
             entry = self._entries[task_id]
-            if entry.waiting:
+            if entry.waiting or self._planner.stale(entry):
                 self._plan(entry, now)
                 continue
             entry.version += 1  # in flight: nothing else may fire it
@@ -343,6 +343,7 @@ class Poller:
         if url is None and status.file_id is not None:
             try:
                 url, expires = await self.fetch_url(status.file_id)
+                self._planner.fetched(self.clock.monotonic() - now)
             except HailuoError as exc:
                 if is_retryable(exc) and not self._past_deadline(entry, now):
                     self._after_failure(entry, exc)
@@ -418,6 +419,7 @@ class Poller:
         logger.info("hailuo_async: status check of %s failed (%s); retrying", entry.task.task_id, type(exc).__name__)
         delay = min(self.policy.max_interval, retry_delay(entry.errors - 1, self.retry, floor))
         entry.waiting = entry.urgent = False
+        entry.news = None  # a retry's moment is not the planner's to move
         self._schedule(entry, self._capped(entry, now + max(delay, floor)))
 
     @staticmethod

@@ -17,6 +17,7 @@ from hailuo_async._forecast import (
     Forecaster,
     Survival,
     _ByProgress,
+    _line,
 )
 from hailuo_async._models import TaskState, TaskStatus
 
@@ -78,6 +79,20 @@ def test_a_small_sample_reads_its_low_quantile_early_by_its_own_spread() -> None
     assert Survival([10.0 + i for i in range(8)], []).quantile(12.5, RISK) is None  # five beyond 12.5: too few
 
 
+def test_a_gap_inside_the_spread_is_not_taken_for_safe_with_few_values_beyond() -> None:
+    # Ten finishes before the floor, then none until 20 s among the 16 values beyond it: that nobody ended between
+    # 10.5 s and 20 s says little with so few, so the low quantile is not put just before 20 s (the plus-one rule).
+    beyond = [20.0 + 0.2 * i for i in range(11)]
+    inside = Survival([float(i) for i in range(1, 11)] + beyond, [30.0] * 5).quantile(10.5, RISK)
+    assert inside is not None and 12.0 < inside < 16.0
+    # The same values with the floor below them all: the gap up to the first is the sample's own.
+    below = Survival(beyond, [30.0] * 5).quantile(10.5, RISK)
+    assert below is not None and below > 19.0
+    # Many values beyond the floor: the gap is evidence enough.
+    many = Survival([float(i) for i in range(1, 11)] + beyond, [30.0] * 60).quantile(10.5, RISK)
+    assert many is not None and many > 19.0
+
+
 def test_tasks_still_running_move_the_quantiles_later() -> None:
     finished = [5.0, 5.5, 6.0, 6.2, 6.4, 6.6, 6.8, 7.0]  # the fast ones finished first
     naive = Survival(finished, []).quantile(0.0, 0.5)
@@ -107,6 +122,52 @@ def test_observe_keeps_the_first_reading_and_the_latest_ones() -> None:
         Forecaster.observe(task, running(progress, eta=30.0 if t > 2 else None), t)
     assert task.readings == [(1.0, 5), (4.0, 20), (5.0, 30), (6.0, 40)]  # a stalled level keeps its latest time
     assert task.estimate == (3.0, 30.0)  # the first estimate, with when it was read
+
+
+def test_the_line_is_the_recent_pace() -> None:
+    task = Task()
+    task.readings = [(1.0, 5), (3.0, 20), (5.0, 40), (6.0, 45)]
+    # From the latest reading back to the last one at least SPAN points below it: (3 s, 20) to (6 s, 45).
+    assert _line(task) == pytest.approx((6.0, 55 * 3.0 / 25))
+    task.readings = [(1.0, 5), (2.0, 9)]
+    assert _line(task) is None  # too short to draw
+
+
+def test_the_line_is_read_where_on_the_shape_it_was_drawn() -> None:
+    # Progress that slows down (concave): lines drawn early overshoot twice as much as lines drawn late. A line drawn
+    # to 80 % is read from the lines finished tasks had at 80 %, not from all of them.
+    forecaster = Forecaster(random.Random(3))
+    index = forecaster.sources.index(forecaster.line)
+    for number in range(40):
+        progress, multiplier = (30, 2.0) if number % 2 else (80, 1.0 + 0.002 * number)
+        done = Task()
+        done.frames = [(index, 10.0, 10.0, progress)]
+        forecaster.finished(f"done{number}", done, 10.0 + 10.0 * multiplier)
+    task = Task()
+    task.readings = [(10.0, 60), (20.0, 80)]
+    task.last_seen = 20.0
+    late = next(f for f in forecaster.candidates(task, 20.0) if f.source == "line")
+    assert late.median is not None and 29.0 < late.low <= late.median < 31.5  # 20 s + 10 s left * ~1.0
+    task.readings = [(10.0, 10), (20.0, 30)]
+    early = next(f for f in forecaster.candidates(task, 20.0) if f.source == "line")
+    assert early.low > 20.0 + 2.0 * 35.0 * 0.95  # 35 s left at its pace, twice that
+
+
+def test_the_estimate_read_both_ways_keeps_the_earlier() -> None:
+    # Until audits tell whether the provider's estimate is the whole time or the time left, the reading that says
+    # the task may end sooner is the one that stands.
+    forecaster = Forecaster(random.Random(4))
+    for index in range(100):
+        forecaster.estimate.sample.add(1.0 + 0.0001 * index)  # as the whole time: tightly right, so far
+        forecaster.estimate_left.sample.add(0.3 + 0.012 * index)  # as the time left: loose
+    task = Task()
+    forecaster.observe(task, running(eta=100.0), 30.0)
+    task.last_seen = 30.0
+    both = {f.source: f for f in forecaster.candidates(task, 30.0)}
+    assert both["estimate"].width < both["estimate left"].width  # the narrower would win...
+    assert both["estimate left"].low < both["estimate"].low  # ...but the other says it may end sooner
+    chosen = forecaster.forecast(task, 30.0)
+    assert chosen is not None and chosen.source == "estimate left" and chosen.low == both["estimate left"].low
 
 
 def test_a_batch_with_linear_progress_predicts_a_reading_sharply() -> None:

@@ -79,6 +79,42 @@ def test_a_forecast_within_a_beat_is_a_beat() -> None:
     assert plan.next_check(entry, 2.0) == pytest.approx(max(2.0 + STEP, 2 * LAG))
 
 
+def test_a_skip_must_save_a_check() -> None:
+    # Durations spread evenly over 10-130 s: at 20 s the finish is as likely in any second of the next 110, so the
+    # 3 % quantile is under two beats away: skipping to it would save no check for its risk. The beat it is.
+    plan = planner()
+    teach(plan, [10.0 + 120.0 * i / 99 for i in range(100)])
+    entry = planned(plan)
+    entry.checks, entry.last_seen = 5, 20.0
+    assert plan.next_check(entry, 20.0) == pytest.approx(20.0 + STEP)
+    # Durations all near 60 s: from 20 s the same risk skips some twenty beats.
+    sure = planner()
+    teach(sure, [60.0 + 0.05 * i for i in range(100)])
+    entry = planned(sure)
+    entry.checks, entry.last_seen = 5, 20.0
+    assert sure.next_check(entry, 20.0) > 55.0
+
+
+def test_a_beat_planned_on_little_is_planned_again_when_due_if_the_batch_showed_more() -> None:
+    plan = planner()
+    entry = planned(plan)
+    entry.checks, entry.last_seen = 1, 2.0
+    due = plan.next_check(entry, 2.0)  # nothing finished yet: the beat
+    assert due == pytest.approx(2 * LAG) and not plan.stale(entry)
+    teach(plan, [60.0 + 0.05 * i for i in range(40)])  # meanwhile forty tasks ended, all near 60 s
+    assert plan.stale(entry)
+    later = plan.next_check(entry, due)  # planned again when due, on what is known now
+    assert later > 55.0 and not plan.stale(entry)  # an aimed check stands
+
+
+def test_the_url_fetch_counts_in_the_lag() -> None:
+    plan = planner()
+    entry = planned(plan)
+    entry.checks, entry.last_seen = 1, 7.0
+    plan.fetched(0.5)  # MiniMax: the URL comes one more request after the status
+    assert plan.next_check(entry, 7.0) == pytest.approx(7.0 + STEP - 0.1 * 0.5)
+
+
 def test_before_any_finish_a_task_waits_for_the_probes() -> None:
     plan = planner()
     probes = [plan.enrol(task(f"probe{i}"), 0.0, None) for i in range(Forecaster.PROBES)]
