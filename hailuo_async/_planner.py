@@ -97,7 +97,7 @@ class Entry:
 class Planner:
     """Plans every check of one poller's tasks under the policy's contract."""
 
-    AIM = 0.95
+    AIM = 0.93
     """Share of ``max_lag`` (less the latency of a status check, and of the URL fetch that follows it on MiniMax)
     between beats, and by which a check comes after the low quantile of the finish: the rest absorbs the poller's
     wake-up grid, the spread of latencies and the forecasts' misses."""
@@ -106,7 +106,9 @@ class Planner:
     """Beats a forecast must let a check skip before it is trusted: each skip risks up to
     :data:`~._forecast.RISK` that the task ends inside it, and a task skipped many times adds those risks up, so
     every risk taken must save at least one check. Where the finish could come any moment (durations spread evenly,
-    a vague estimate) the low quantile is never that far off, and the task is polled on the beat."""
+    a vague estimate) the low quantile is never that far off, and the task is polled on the beat. While requests
+    are scarce (the provider answered 429, or a fixed rate was set) one beat is enough: every check then delays a
+    submit or a likelier check, and the lag is the rate's to decide."""
 
     NEWS = 0.25
     """Growth of the finished tasks known since a check was planned on the beat by which, once it is due, it is
@@ -122,6 +124,7 @@ class Planner:
         self.latency = 0.0  # how long a status answer takes to come back, smoothed: it counts in the lag
         self.fetch = 0.0  # how long fetching a finished task's video URL takes (MiniMax), smoothed: it counts too
         self.grid = 0.0  # the poller's wake-up grid: a check goes out up to this much after its moment
+        self.scarce: Callable[[], bool] = lambda: False  # whether requests are rationed (the poller's pacer says)
 
     def took(self, seconds: float) -> None:
         """A status check took ``seconds`` from its send to its answer."""
@@ -180,7 +183,7 @@ class Planner:
             entry.covered = max(entry.covered, finish.low)
             return min(again, latest)
         aimed = entry.started + finish.low + step
-        if aimed < beat + self.LEAST_SKIP * step:
+        if aimed < beat + (1.0 if self.scarce() else self.LEAST_SKIP) * step:
             # Too little to skip for the risk: a beat of the loop (the low quantile's slack would only add lag).
             entry.news = self.forecaster.finishes
             return max(budget, beat)

@@ -88,6 +88,8 @@ class Poller:
         self._tick = min(self.TICK, 0.05 * policy.max_lag)
         self._planner = Planner(policy, self._forecaster)
         self._planner.grid = self._tick
+        pacer = sender.pacer
+        self._planner.scarce = lambda: pacer.rate_limited > 0 or pacer.fixed_rate is not None
         self._waiting: dict[str, Entry] = {}  # tasks whose next due moment is a time to plan again
         self.webhook_lag: float | None = None
         """``max_lag`` of the safety-net polling of tasks whose provider was given a callback (:meth:`hooked`)."""
@@ -246,10 +248,11 @@ class Poller:
                 return min(urgent, routine)
             heap = self._heap if urgent <= now else self._routine
             entry = self._entries[heap[0][2]]
-            if not entry.waiting and not self._planner.stale(entry):
+            if not entry.waiting and not self._moved_on_news(entry, heap, now):
                 return None
-            heapq.heappop(heap)
-            self._plan(entry, now)
+            if entry.waiting:
+                heapq.heappop(heap)
+                self._plan(entry, now)
 
     def _pop_due(self) -> Entry | None:
         """The most urgent due entry, marked in flight; ``None`` if what was due is gone meanwhile. Due moments
@@ -259,13 +262,27 @@ class Poller:
             heap = self._heap if self._top(self._heap) <= now else self._routine
             if self._top(heap) > now:
                 return None
-            _, _, task_id, _ = heapq.heappop(heap)
-            entry = self._entries[task_id]
-            if entry.waiting or self._planner.stale(entry):
+            entry = self._entries[heap[0][2]]
+            if not entry.waiting and self._moved_on_news(entry, heap, now):
+                continue
+            heapq.heappop(heap)
+            if entry.waiting:
                 self._plan(entry, now)
                 continue
             entry.version += 1  # in flight: nothing else may fire it
             return entry
+
+    def _moved_on_news(self, entry: Entry, heap: list[tuple[float, int, str, int]], now: float) -> bool:
+        """A due check planned on the beat before many tasks finished is planned again on what is known now; it
+        moves only if that says to skip (a check still due keeps its place in the line)."""
+        if not self._planner.stale(entry):
+            return False
+        when = self._capped(entry, self._planner.next_check(entry, now))
+        if when <= now:
+            return False
+        heapq.heappop(heap)
+        self._schedule(entry, when)
+        return True
 
     def _learn(self, entry: Entry, now: float, *, exact: bool = False) -> None:
         """A task ended: the forecaster learns how long it took; tasks waiting for such news plan again (at most
