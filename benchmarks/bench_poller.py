@@ -919,8 +919,8 @@ def goals(runs: list[dict[str, Any]], rows: Sequence[Row], providers: Sequence[P
 
     MiniMax reports no progress at all, so its rows are held to the goal of the ``none`` row (0.8x the 2 s loop's
     status requests) whatever shape the simulator plays, and the absolute goal (at most 2 per item "where progress
-    or estimates are close to linear") does not apply to it: it reports neither. The webhook rows check the library with a webhook instead
-    (:func:`webhook_goals`)."""
+    or estimates are close to linear") does not apply to it: it reports neither. The webhook rows check the library
+    with a webhook instead (:func:`webhook_goals`)."""
     checks: list[dict[str, Any]] = []
     by = {(run["row"], run["provider"], run["contender"]): run for run in runs}
     library = Contender("library", TABLE_LAG).name

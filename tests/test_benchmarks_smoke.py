@@ -1,4 +1,5 @@
-"""Smoke test of the benchmarks: ``python -m benchmarks.run --smoke`` exits 0 and writes a well-formed JSON report.
+"""Smoke tests of the benchmarks: ``python -m benchmarks.run --smoke`` exits 0 and writes a well-formed JSON report;
+``python -m benchmarks.bench_contract`` at a tiny size writes its table.
 
 No timing is asserted: the smoke sizes only exercise the code (simulator and contender processes, the scale run,
 the report and the goal checks).
@@ -118,3 +119,19 @@ def test_poller_benchmark_webhook_rows_write_a_well_formed_report(tmp_path: Path
         assert isinstance(run["lag_p95_s"], float), run
     goals = [goal for goal in report["goals"] if goal["row"] == "webhook_drop30"]
     assert len(goals) == 9 and all(isinstance(goal["passed"], bool) for goal in goals)
+
+
+def test_contract_sweep_reports_every_lag(tmp_path: Path) -> None:
+    output = tmp_path / "contract.md"
+    run_module(
+        "benchmarks.bench_contract",
+        *("--lags", "1", "2", "--seeds", "7", "--rows", "linear", "long", "--items", "12"),
+        *("--output", str(output)),
+        timeout=120,
+    )
+    text = output.read_text()
+    assert text.startswith("# The polling contract across seeds and max_lag values")
+    assert "### max_lag 1" in text and "### max_lag 2" in text
+    for row in ("linear", "long"):
+        for provider in ("apimart", "toapis", "minimax"):
+            assert f"| {row} | {provider} |" in text
