@@ -228,6 +228,10 @@ class Finish:
         return f"Finish(low={self.low:.2f}, median={self.median}, source={self.source!r})"
 
 
+Near = tuple[list[float], list[float]] | None
+"""Finished tasks' multipliers near a progress, and the watched tasks' as near as censored ones (``None``: too few
+near)."""
+
 Frame = tuple[float, float]
 """How a source maps its multiplier to a finish for one task: ``F = offset + scale * M``."""
 
@@ -344,6 +348,18 @@ class _ByProgress:
         self._sorted: list[tuple[int, float]] = []
         self._recent: collections.deque[tuple[int, float]] = collections.deque()
         self.version = 0
+        self._read: dict[int, Near] = {}  # what was read near each progress, while nothing it depends on changed
+        self._read_key = (-1, -1)
+
+    def read(self, progress: int, watched: int, near: Callable[[int], Near]) -> Near:
+        """``near(progress)``, kept until a reading is added or the watched tasks change (``watched`` counts their
+        changes): every task at that progress reads the same, and reading it costs the most of a check."""
+        if (self.version, watched) != self._read_key:
+            self._read_key = (self.version, watched)
+            self._read.clear()
+        if progress not in self._read:
+            self._read[progress] = near(progress)
+        return self._read[progress]
 
     def add(self, progress: int, multiplier: float) -> None:
         self.version += 1
@@ -398,13 +414,9 @@ class Forecaster:
         self._by_name = {source.name: source for source in self.sources}
         self.progress_readings = _ByProgress()
         self.line_readings = _ByProgress()  # the line's multipliers, by the progress its line was drawn to
-        self._line_cache: dict[int, tuple[list[float], list[float]] | None] = {}
-        self._line_key: tuple[int, int] = (-1, -1)
         self.probes: dict[str, Readings] = {}  # probes still running
         self.watched: dict[str, Readings] = {}  # probes and audits still running
         self.watch_version = 0  # counts changes of the watched tasks: what was read from them holds while unchanged
-        self._progress_cache: dict[int, tuple[list[float], list[float]] | None] = {}
-        self._progress_key: tuple[int, int] = (-1, -1)
         self.probes_taken = 0
         self.finishes = 0  # tasks finished so far
 
@@ -578,14 +590,7 @@ class Forecaster:
         frame = _progress(entry)
         if level is None or frame is None:
             return None
-        progress = entry.readings[-1][1]
-        key = (self.progress_readings.version, self.watch_version)
-        if key != self._progress_key:
-            self._progress_key = key
-            self._progress_cache.clear()
-        if progress not in self._progress_cache:
-            self._progress_cache[progress] = self._progress_values(progress)
-        found = self._progress_cache[progress]
+        found = self.progress_readings.read(entry.readings[-1][1], self.watch_version, self._progress_values)
         if found is None:
             return None
         values, censored = found
@@ -596,20 +601,13 @@ class Forecaster:
         drawn to the progress nearest the task's latest (how far off its pace a run ends depends on where on its
         shape the line stops: convex progress speeds up, concave slows down, more the earlier the line), with the
         watched tasks' lines drawn as near counted as censored."""
-        progress = entry.readings[-1][1]
-        key = (self.line_readings.version, self.watch_version)
-        if key != self._line_key:
-            self._line_key = key
-            self._line_cache.clear()
-        if progress not in self._line_cache:
-            self._line_cache[progress] = self._line_values(progress)
-        found = self._line_cache[progress]
+        found = self.line_readings.read(entry.readings[-1][1], self.watch_version, self._line_values)
         if found is None:
             return None
         values, censored = found
         return _read(self.line.name, Survival(values, censored), frame, floor, level, False, point)
 
-    def _line_values(self, progress: int) -> tuple[list[float], list[float]] | None:
+    def _line_values(self, progress: int) -> Near:
         nearest = self.line_readings.nearest(progress, NEIGHBOURS)
         if nearest is None or nearest[1] > LINE_REACH:
             return None
@@ -621,7 +619,7 @@ class Forecaster:
                 censored.append((other.last_seen - frame[0]) / frame[1])
         return values, censored
 
-    def _progress_values(self, progress: int) -> tuple[list[float], list[float]] | None:
+    def _progress_values(self, progress: int) -> Near:
         """The finished readings' multipliers nearest ``progress``, and the watched tasks' readings as near, as
         censored ones; ``None`` when too few are near."""
         nearest = self.progress_readings.nearest(progress, NEIGHBOURS)
