@@ -1,17 +1,17 @@
 """Request pacing shared by every request of one client (through :mod:`._sender`).
 
 :class:`RequestPacer` is a token bucket per client. With a fixed ``requests_per_second`` it simply spaces requests.
-Without one it learns the provider's limit, whatever kind of limiter the provider runs (token bucket with any
-burst, fixed or sliding windows): a slow start doubles the rate every quarter second until the first 429. At each
-429 (requests refused together count as one) every request pauses for the server's ``Retry-After``, and the rate
-drops to just under what the provider accepted over the last :attr:`RequestPacer.MEASURE` seconds; the first 429,
-and any that follows within that span, also halve it, since the count may still hold a burst the provider had
-saved up. While requests wait, the rate climbs back quickly to just under the best rate measured lately, then
-probes slowly above it, so that a raised limit is found without many 429s (``python -m benchmarks.bench_pacer``
-plays every kind of limiter). Waiting requests queue in two lines, served one token at a time by whichever waiter
-holds the dispatcher role (no extra task, no stampede): status checks before submits, since a check is due at a
-precise moment (a video is about to be ready) while a submit only waits its turn. A separate, optional submit
-budget (MiniMax's documented requests per minute) gates submits only.
+Without one it learns the provider's limit, whatever kind of limiter the provider runs (token bucket with any burst,
+fixed or sliding windows): a slow start doubles the rate every quarter second until the first 429. At each 429
+(requests refused together count as one) every request pauses for the server's ``Retry-After``, and the rate drops
+to just under what the provider accepted over the last :attr:`RequestPacer.MEASURE` seconds; the first 429, and any
+that comes within a second of resuming after the last, also halve it, since the count may still hold a burst the
+provider had saved up. While requests wait, the rate climbs back quickly to just under the best rate measured lately
+(one a later 429 proves too high is forgotten), then probes slowly above it, so that a raised limit is found without
+many 429s (``python -m benchmarks.bench_pacer`` plays every kind of limiter). Waiting requests queue in two lines,
+served one token at a time by whichever waiter holds the dispatcher role (no extra task, no stampede): status checks
+before submits, since a check is due at a precise moment (a video is about to be ready) while a submit only waits
+its turn. A separate, optional submit budget (MiniMax's documented requests per minute) gates submits only.
 """
 
 from __future__ import annotations
@@ -119,10 +119,11 @@ class RequestPacer:
     PROBE_GROWTH = 0.0025
     """Relative growth per second, while requests wait, above it: a raised limit is found without many 429s."""
     REPEAT_BACKOFF = 0.5
-    """Share of the current rate kept at most at the first 429 and when one comes within :attr:`MEASURE` seconds of
-    the last."""
+    """Share of the current rate kept at most at the first 429, and at one that comes within :attr:`MIN_SPAN` of
+    resuming after the last."""
     REMEMBERED = 5
-    """429 events whose measurements are remembered (the best of them is where probing slows down)."""
+    """429 events whose measurements are remembered (the best of them is where probing slows down, until a 429 at a
+    lower rate proves it too high)."""
 
     def __init__(
         self,
@@ -266,10 +267,13 @@ class RequestPacer:
         What it accepted is counted over the last :attr:`MEASURE` seconds: for a token bucket that is its rate
         (plus what remained of a saved-up burst), for a window limiter what its windows allowed; the client then
         sends at :attr:`MARGIN` of it. Below the best rate measured lately it climbs back quickly; from there it
-        probes slowly, so that a raised limit is found without many 429s."""
+        probes slowly, so that a raised limit is found without many 429s. A 429 at a steady rate (not right after
+        resuming) forgets the measurements at or above that rate: they held a saved-up burst, or the limit came
+        down."""
         self.rate_limited += 1
         now = self.clock.monotonic()
         pause = retry_after if retry_after is not None and math.isfinite(retry_after) else default_pause
+        resumed = self._paused_until  # when the previous pause ended
         self._paused_until = max(self._paused_until, now + pause)
         self._last_growth = max(now, self._paused_until)
         if self.fixed_rate is not None or now < self._cooldown_until:
@@ -279,15 +283,21 @@ class RequestPacer:
         bucket = self._bucket
         sending = bucket.rate if bucket is not None else self.UNLIMITED
         span = min(self.MEASURE, now - self._since)
+        # The first 429 ends a slow start that overshot; one within a second of resuming after the last means the
+        # count still held a saved-up burst (or a neighbour on the same key drew it): back off further, and judge
+        # no measurement by it.
+        repeat = self._last_event is None or now - resumed < self.MIN_SPAN
         if span >= self.MIN_SPAN:
-            measured = self._recent.since(now - span) / span
+            measured = min(self._recent.since(now - span) / span, sending)
+            if not repeat:  # refused at a steady rate: what was measured at or above it was too high
+                self._measured = collections.deque(
+                    (known for known in self._measured if known < sending), maxlen=self.REMEMBERED
+                )
             self._measured.append(measured)
             target = self.MARGIN * measured
         else:  # too soon to measure: halve, then climb back quickly
             target = 0.5 * sending
-        if self._last_event is None or now - self._last_event < self.MEASURE:
-            # The first 429 ends a slow start that overshot; a second one before a full count could show it means
-            # what was counted still held a saved-up burst: back off further.
+        if repeat:
             target = min(target, self.REPEAT_BACKOFF * sending)
         self._last_event = now
         target = max(self.min_rate, min(target, sending))
