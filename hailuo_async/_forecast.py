@@ -82,7 +82,8 @@ class Readings(Protocol):
     """One task's evidence, kept by the poller: its latest progress readings strictly between 0 and 100 as
     ``(seconds since submit, percent)``, the provider's first estimate as ``(seconds since submit, seconds)``,
     the low quantiles each source gave at its checks when the task is audited, when (seconds since submit) it
-    was last seen still going, and the frames its sources predicted from (``(source, offset, scale, percent)``,
+    was last seen still going (moved only through :meth:`Forecaster.saw`, which keeps what is read from the watched
+    tasks current), and the frames its sources predicted from (``(source, offset, scale, percent)``,
     the latest :data:`FRAMES`), each scored against its finish."""
 
     readings: list[tuple[float, int]]
@@ -201,7 +202,7 @@ class Finish:
     tasks have finished). ``bound``: only "not before ``low``": probes as old were seen running there, and no task
     has finished yet."""
 
-    __slots__ = ("bound", "high", "low", "median", "prior", "source")
+    __slots__ = ("_high", "_reading", "bound", "low", "median", "prior", "source")
 
     def __init__(
         self,
@@ -211,14 +212,25 @@ class Finish:
         *,
         prior: bool = False,
         bound: bool = False,
-        high: float | None = None,
+        reading: tuple[Survival, float, Frame] | None = None,
     ) -> None:
         self.low = low
         self.median = median
-        self.high = high  # its 1 - RISK quantile, where the batch has seen that far
         self.source = source
         self.prior = prior
         self.bound = bound
+        self._reading = reading  # what ``high`` is read from, when asked: most forecasts are never asked
+        self._high: float | None = None
+
+    @property
+    def high(self) -> float | None:
+        """The ``1 - RISK`` quantile, where the batch has seen that far."""
+        if self._reading is not None:
+            survival, least, (offset, scale) = self._reading
+            self._reading = None
+            quantile = survival.quantile(least, 1.0 - RISK)
+            self._high = None if quantile is None else offset + scale * quantile
+        return self._high
 
     @property
     def width(self) -> float:
@@ -348,17 +360,19 @@ class _ByProgress:
         self._sorted: list[tuple[int, float]] = []
         self._recent: collections.deque[tuple[int, float]] = collections.deque()
         self.version = 0
-        self._read: dict[int, Near] = {}  # what was read near each progress, while nothing it depends on changed
+        self._read: dict[int, Survival | None] = {}  # what was read near each progress, while it holds
         self._read_key = (-1, -1)
 
-    def read(self, progress: int, watched: int, near: Callable[[int], Near]) -> Near:
-        """``near(progress)``, kept until a reading is added or the watched tasks change (``watched`` counts their
-        changes): every task at that progress reads the same, and reading it costs the most of a check."""
+    def read(self, progress: int, watched: int, near: Callable[[int], Near]) -> Survival | None:
+        """``near(progress)`` read as a survival, kept until a reading is added or the watched tasks change
+        (``watched`` counts their changes): every task at that progress reads the same, and reading it costs the
+        most of a check."""
         if (self.version, watched) != self._read_key:
             self._read_key = (self.version, watched)
             self._read.clear()
         if progress not in self._read:
-            self._read[progress] = near(progress)
+            found = near(progress)
+            self._read[progress] = None if found is None else Survival(*found)
         return self._read[progress]
 
     def add(self, progress: int, multiplier: float) -> None:
@@ -416,6 +430,8 @@ class Forecaster:
         self.line_readings = _ByProgress()  # the line's multipliers, by the progress its line was drawn to
         self.probes: dict[str, Readings] = {}  # probes still running
         self.watched: dict[str, Readings] = {}  # probes and audits still running
+        self._watched_ids: set[int] = set()  # their entries' ids: whether an entry is watched, at once
+        self._probe_age: tuple[int, float] | None = None  # (watch_version, the probes' median age) last read
         self.watch_version = 0  # counts changes of the watched tasks: what was read from them holds while unchanged
         self.probes_taken = 0
         self.finishes = 0  # tasks finished so far
@@ -433,13 +449,16 @@ class Forecaster:
             role = "audit"
         if role != "planned":
             self.watched[task_id] = entry
+            self._watched_ids.add(id(entry))
             self.watch_version += 1
         return role
 
     def forget(self, task_id: str) -> None:
         """A task is no longer tracked (ended, or given up): it no longer tells how long tasks run."""
         self.probes.pop(task_id, None)
-        if self.watched.pop(task_id, None) is not None:
+        entry = self.watched.pop(task_id, None)
+        if entry is not None:
+            self._watched_ids.discard(id(entry))
             self.watch_version += 1
 
     # -- evidence ------------------------------------------------------------------------------------------
@@ -463,7 +482,7 @@ class Forecaster:
         """A status answer ``elapsed`` seconds after the submit found the task still going (after :meth:`observe`):
         keep when, and the frames its sources predict from now."""
         entry.last_seen = elapsed
-        if any(watched is entry for watched in self.watched.values()):
+        if id(entry) in self._watched_ids:
             self.watch_version += 1
         self.remember(entry)
 
@@ -540,12 +559,18 @@ class Forecaster:
                 and entry not in self.probes.values()
             ):
                 # Only probes still going: not before the age half of them have been seen to reach.
-                ages = sorted(probe.last_seen for probe in self.probes.values())
-                found.append(Finish(ages[len(ages) // 2], None, source.name, bound=True))
+                found.append(Finish(self._probes_median_age(), None, source.name, bound=True))
         forecast = self._read_progress(entry, floor)
         if forecast is not None:
             found.append(forecast)
         return found
+
+    def _probes_median_age(self) -> float:
+        """The age half of the probes still going have been seen to reach (read again once they change)."""
+        if self._probe_age is None or self._probe_age[0] != self.watch_version:
+            ages = sorted(probe.last_seen for probe in self.probes.values())
+            self._probe_age = (self.watch_version, ages[len(ages) // 2])
+        return self._probe_age[1]
 
     def forecast(self, entry: Readings, floor: float) -> Finish | None:
         """The best forecast of the finish of a task still running ``floor`` seconds after its submit, or ``None``
@@ -590,22 +615,20 @@ class Forecaster:
         frame = _progress(entry)
         if level is None or frame is None:
             return None
-        found = self.progress_readings.read(entry.readings[-1][1], self.watch_version, self._progress_values)
-        if found is None:
+        survival = self.progress_readings.read(entry.readings[-1][1], self.watch_version, self._progress_values)
+        if survival is None:
             return None
-        values, censored = found
-        return _read(self.progress.name, Survival(values, censored), frame, floor, level, False, _point_time(entry))
+        return _read(self.progress.name, survival, frame, floor, level, False, _point_time(entry))
 
     def _read_line(self, entry: Readings, frame: Frame, floor: float, level: float, point: float) -> Finish | None:
         """The line source once tasks have finished: the multipliers of the :data:`NEIGHBOURS` finished lines
         drawn to the progress nearest the task's latest (how far off its pace a run ends depends on where on its
         shape the line stops: convex progress speeds up, concave slows down, more the earlier the line), with the
         watched tasks' lines drawn as near counted as censored."""
-        found = self.line_readings.read(entry.readings[-1][1], self.watch_version, self._line_values)
-        if found is None:
+        survival = self.line_readings.read(entry.readings[-1][1], self.watch_version, self._line_values)
+        if survival is None:
             return None
-        values, censored = found
-        return _read(self.line.name, Survival(values, censored), frame, floor, level, False, point)
+        return _read(self.line.name, survival, frame, floor, level, False, point)
 
     def _line_values(self, progress: int) -> Near:
         nearest = self.line_readings.nearest(progress, NEIGHBOURS)
@@ -660,13 +683,12 @@ def _read(
     if low is None:
         return None
     median = survival.quantile(least, 0.5)
-    high = survival.quantile(least, 1.0 - RISK)
     return Finish(
         max(floor, offset + scale * low - slack),
         None if median is None else offset + scale * median,
         name,
         prior=prior,
-        high=None if high is None else offset + scale * high,
+        reading=(survival, least, frame),
     )
 
 

@@ -201,7 +201,7 @@ def test_first_finishes_are_the_fast_ones_the_running_probes_say_so() -> None:
     finish = forecaster.forecast(newcomer, 0.0)
     assert finish is not None and finish.bound and finish.low == 0.0  # nothing seen yet: not before 0
     for probe in probes:
-        probe.last_seen = 6.0
+        forecaster.saw(probe, 6.0)  # as the poller reports each answer that found it going
     finish = forecaster.forecast(newcomer, 0.0)
     assert finish is not None and finish.bound and finish.low == 6.0  # none of thirty finished within 6 s
     assert forecaster.forecast(probes[0], 6.0) is None  # a probe never waits for itself

@@ -125,7 +125,7 @@ def test_before_any_finish_a_task_waits_for_the_probes() -> None:
     when = plan.next_check(entry, 0.0)
     assert entry.waiting and when == pytest.approx(1.1 * LAG)  # plan again once the probes are seen again
     for probe in probes:
-        probe.last_seen = 6.0
+        plan.forecaster.saw(probe, 6.0)  # as the poller reports each answer that found it going
     when = plan.next_check(entry, 2.2)
     assert entry.waiting and when == pytest.approx(6.0 + 1.1 * LAG)
     assert plan.next_check(probes[0], 6.0) == pytest.approx(max(6.0 + STEP, LAG))  # probes loop meanwhile
