@@ -453,6 +453,18 @@ class Forecaster:
             self.watch_version += 1
         return role
 
+    def recruit(self, task_id: str, entry: Readings) -> bool:
+        """Make a task waiting for the first finish a probe too, while no task has finished and fewer than
+        :attr:`PROBES` more have been taken (whether it was)."""
+        if self.finishes or not self.probes or self.probes_taken >= 2 * self.PROBES or task_id in self.watched:
+            return False
+        self.probes_taken += 1
+        self.probes[task_id] = entry
+        self.watched[task_id] = entry
+        self._watched_ids.add(id(entry))
+        self.watch_version += 1
+        return True
+
     def forget(self, task_id: str) -> None:
         """A task is no longer tracked (ended, or given up): it no longer tells how long tasks run."""
         self.probes.pop(task_id, None)

@@ -114,6 +114,13 @@ class Planner:
     """Growth of the finished tasks known since a check was planned on the beat by which, once it is due, it is
     planned again before it is sent: what the batch has shown since may say the task will not end for a while."""
 
+    RECRUIT = 3.0
+    """Multiples of ``max_lag`` the probes may run with no task finished before waiting tasks become probes too (up
+    to as many again). Tasks that end before the first probe does are found only once it has: about one in as many
+    as there are probes, plus one. With 30 probes, one batch in five has 5 % of its tasks end so (0.95 ** 30), which
+    breaks the 95th percentile's promise once that wait outlasts ``max_lag``; with 60, one in twenty. Short tasks
+    checked at a large ``max_lag`` rarely wait that long, and pay nothing for it."""
+
     WAIT_GROWTH = 0.5
     """A task waiting for the first finish looks again after at most this share of its age more (or on news)."""
 
@@ -170,6 +177,10 @@ class Planner:
             entry.news = self.forecaster.finishes
             return max(budget, beat)  # nothing usable known (a probe is what the others wait for): the plain loop
         latest = max(beat, seen + policy.max_interval)  # no gap beyond max_interval
+        if finish.bound and finish.low >= self.RECRUIT * lag and self.forecaster.recruit(entry.task.task_id, entry):
+            entry.role = "probe"  # a long wait for the first finish: more probes (see RECRUIT)
+            entry.news = self.forecaster.finishes
+            return max(budget, beat)
         if finish.bound:
             # Nothing finished yet, and probes at least as old as this task were seen running at ``finish.low``:
             # wait for news of a finish (the poller plans waiting tasks again then). Look again at the latest when

@@ -125,10 +125,36 @@ def test_before_any_finish_a_task_waits_for_the_probes() -> None:
     when = plan.next_check(entry, 0.0)
     assert entry.waiting and when == pytest.approx(1.1 * LAG)  # plan again once the probes are seen again
     for probe in probes:
-        plan.forecaster.saw(probe, 6.0)  # as the poller reports each answer that found it going
+        plan.forecaster.saw(probe, 5.0)  # as the poller reports each answer that found it going
     when = plan.next_check(entry, 2.2)
-    assert entry.waiting and when == pytest.approx(6.0 + 1.1 * LAG)
-    assert plan.next_check(probes[0], 6.0) == pytest.approx(max(6.0 + STEP, LAG))  # probes loop meanwhile
+    assert entry.waiting and when == pytest.approx(5.0 + 1.1 * LAG)
+    assert plan.next_check(probes[0], 5.0) == pytest.approx(max(5.0 + STEP, LAG))  # probes loop meanwhile
+
+
+def test_a_long_wait_for_the_first_finish_takes_more_probes() -> None:
+    # Tasks that end before the first probe does are found only once it has: past RECRUIT max_lags of waiting,
+    # that is later than the contract allows, so waiting tasks become probes too (checked like the loop), up to
+    # twice PROBES in all.
+    plan = planner()
+    probes = [plan.enrol(task(f"probe{i}"), 0.0, None) for i in range(Forecaster.PROBES)]
+    plan.forecaster.AUDIT = 0.0
+    waiting = [plan.enrol(task(f"t{i}"), 0.0, None) for i in range(Forecaster.PROBES + 5)]
+    for probe in probes:
+        plan.forecaster.saw(probe, Planner.RECRUIT * LAG - 0.5)
+    assert all(plan.next_check(entry, 2.0) > 2.0 for entry in waiting)  # not yet: they wait for news
+    assert all(entry.role == "planned" for entry in waiting)
+    for probe in probes:
+        plan.forecaster.saw(probe, Planner.RECRUIT * LAG)
+    now = Planner.RECRUIT * LAG + 0.5
+    whens = [plan.next_check(entry, now) for entry in waiting]
+    recruited = [entry for entry in waiting if entry.role == "probe"]
+    assert len(recruited) == Forecaster.PROBES  # as many again, no more
+    assert all(when == pytest.approx(now) for entry, when in zip(waiting, whens, strict=True) if entry.role == "probe")
+    assert all(entry.waiting for entry in waiting if entry.role == "planned")  # the rest still wait
+    assert not plan.forecaster.recruit("spare", waiting[-1])  # as many again, no more
+    plan.forecaster.PROBES = 2 * Forecaster.PROBES  # room for more, but:
+    plan.forecaster.finished("probe0", probes[0], now)
+    assert not plan.forecaster.recruit("spare", waiting[-1])  # once a task has finished, nobody is recruited
 
 
 def test_probes_that_are_not_seen_again_do_not_hold_a_task_back() -> None:
