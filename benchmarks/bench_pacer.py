@@ -105,6 +105,8 @@ class Result:
     case: Case
     accepted_share: float  # accepted rate after the warm-up, as a share of the limit
     refused_share: float  # 429s among all requests
+    accepted_at: tuple[float, ...]  # when each accepted request was answered, seconds from the start
+    refused_at: tuple[float, ...]  # when each 429 was
 
 
 async def play(case: Case, *, seconds: float, senders: int = 16) -> Result:
@@ -112,11 +114,10 @@ async def play(case: Case, *, seconds: float, senders: int = 16) -> Result:
     pacer = RequestPacer(clock)
     limiter = case.make(clock)
     accepted: list[float] = []
-    refused = 0
+    refused: list[float] = []
     start = clock.monotonic()
 
     async def sender() -> None:
-        nonlocal refused
         while clock.monotonic() - start < seconds:
             await pacer.acquire(submit=True)
             ok, retry_after = limiter.admit()
@@ -124,7 +125,7 @@ async def play(case: Case, *, seconds: float, senders: int = 16) -> Result:
                 accepted.append(clock.monotonic() - start)
                 pacer.on_success()
             else:
-                refused += 1
+                refused.append(clock.monotonic() - start)
                 pacer.on_rate_limited(retry_after, 1.0)
 
     async with anyio.create_task_group() as tg:
@@ -132,7 +133,13 @@ async def play(case: Case, *, seconds: float, senders: int = 16) -> Result:
             tg.start_soon(sender)
     warm = seconds / 4
     late = sum(1 for moment in accepted if moment >= warm)
-    return Result(case, late / (seconds - warm) / case.limit, refused / max(1, len(accepted) + refused))
+    return Result(
+        case,
+        late / (seconds - warm) / case.limit,
+        len(refused) / max(1, len(accepted) + len(refused)),
+        tuple(accepted),
+        tuple(refused),
+    )
 
 
 async def main(seconds: float) -> None:
