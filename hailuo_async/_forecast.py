@@ -615,7 +615,8 @@ class Forecaster:
             + [
                 other.low
                 for other in found
-                if other.high is not None and other.high < best.low and not (other.bound or other.prior)
+                # high >= low: only a source whose low comes first can be sure the task ends before best.low
+                if not (other.bound or other.prior) and other.low < best.low and _before(other.high, best.low)
             ]
         )
         return best if low == best.low else Finish(low, best.median, best.source, prior=best.prior)
@@ -672,6 +673,10 @@ class Forecaster:
     def trials(self, entry: Readings, floor: float) -> list[tuple[str, float]]:
         """Every usable source's low quantile for an audited task, to score once its finish is known."""
         return [(forecast.source, forecast.low) for forecast in self.candidates(entry, floor) if not forecast.bound]
+
+
+def _before(moment: float | None, bound: float) -> bool:
+    return moment is not None and moment < bound
 
 
 def _one_reading(found: list[Finish], whole: str, left: str) -> list[Finish]:
