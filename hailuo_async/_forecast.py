@@ -448,9 +448,7 @@ class Forecaster:
         elif len(self.watched) < WATCHED and self.rng.random() < self.AUDIT:
             role = "audit"
         if role != "planned":
-            self.watched[task_id] = entry
-            self._watched_ids.add(id(entry))
-            self.watch_version += 1
+            self._watch(task_id, entry)
         return role
 
     def recruit(self, task_id: str, entry: Readings) -> bool:
@@ -460,10 +458,13 @@ class Forecaster:
             return False
         self.probes_taken += 1
         self.probes[task_id] = entry
+        self._watch(task_id, entry)
+        return True
+
+    def _watch(self, task_id: str, entry: Readings) -> None:
         self.watched[task_id] = entry
         self._watched_ids.add(id(entry))
         self.watch_version += 1
-        return True
 
     def forget(self, task_id: str) -> None:
         """A task is no longer tracked (ended, or given up): it no longer tells how long tasks run."""
