@@ -2,11 +2,12 @@
 the planner is judged.
 
 ``python -m benchmarks.bench_contract`` plays every progress-shape row of :mod:`benchmarks.bench_poller` (and a
-``long`` row of 30-300 s tasks, the durations real generations take) on the three providers, with several seeds,
-the library alone at each ``max_lag`` asked for. Per ``max_lag`` it reports the mean status requests per item, the
-worst p95 lag as a share of ``max_lag`` and every run whose p95 lag exceeded ``max_lag``: the contract must hold on
-all of them, whatever the shape, the provider and the seed, and one seed or one row is never enough to say a change
-is better. The table goes to ``benchmarks/results/contract.md``.
+``long`` row of 30-300 s tasks, the durations real generations take, a ``mixed`` row of short and eight times longer
+tasks, and a ``short_estimate`` row whose estimates say a quarter of the time) on the three providers, with several
+seeds, the library alone at each ``max_lag`` asked for. Per ``max_lag`` it reports the mean status requests per
+item, the worst p95 lag as a share of ``max_lag`` and every run whose p95 lag exceeded ``max_lag``: the contract
+must hold on all of them, whatever the shape, the provider and the seed, and one seed or one row is never enough to
+say a change is better. The table goes to ``benchmarks/results/contract.md``.
 """
 
 from __future__ import annotations
@@ -29,7 +30,24 @@ LONG = Row(
     generation=GenerationTimes(kind="uniform", low=30.0, high=300.0, min=0.0, max=None),
 )
 """The durations real Hailuo generations take: what the library is for, beside the short rows that keep runs fast."""
-SHAPES = (*(row for row in ROWS if row.kind == "shape"), LONG)
+MIXED = Row(
+    "mixed",
+    "half 5-10 s, half 8 times as long (40-80 s), linear progress",
+    "shape",
+    generation=GenerationTimes(kind="bimodal", low=5.0, high=10.0, share=0.5, factor=8.0, min=0.0, max=None),
+)
+"""A batch of two kinds of task (short and long videos, two resolutions): what its quick tasks show must not set
+the checks of its long ones."""
+SHORT_ESTIMATE = Row(
+    "short_estimate",
+    "5-20 s tasks whose estimated_time says a quarter of the time (apimart)",
+    "shape",
+    estimated_time_bias=0.25,
+    estimated_time_error=0.05,
+)
+"""A provider's estimate four times too short: the estimate read as the time left then fits the first tasks read early
+and misleads for those read late."""
+SHAPES = (*(row for row in ROWS if row.kind == "shape"), LONG, MIXED, SHORT_ESTIMATE)
 SEEDS = (20261127, 7, 99)
 LAGS = (0.5, 1.0, 2.0, 5.0)
 

@@ -124,11 +124,17 @@ class Row:
     """Whether its progress moves while a task runs (the status-request goal is 0.5x of the 2 s loop, else 0.8x)."""
     absolute: bool = False
     """Whether the absolute goal of at most 2 status requests per item applies."""
+    estimated_time_bias: float = 1.0
+    """How many times the true time apimart's ``estimated_time`` says."""
+    estimated_time_error: float = 0.3
+    """Relative noise of apimart's ``estimated_time``."""
 
     def config(self, seed: int) -> SimulatorConfig:
         return SimulatorConfig(
             seed=seed,
             generation=self.generation,
+            estimated_time_bias=self.estimated_time_bias,
+            estimated_time_error=self.estimated_time_error,
             progress=self.progress,
             queue_fraction=self.queue_fraction,
             rate_limit=self.rate_limit,

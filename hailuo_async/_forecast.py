@@ -21,8 +21,13 @@ task supplies ``offset`` and ``scale`` and ``M`` is drawn from what finished tas
   the same progress, so it serves a batch's first wave; ``M`` learns how far off a straight line the shape is.
 
 Each sample is read *conditioned on the task still running* at its last check, so a task that has outlived what
-its peers did falls back to the provider's loop (the planner's contract) instead of trusting a stale guess. The
-narrowest available source wins. Sources are scored on "audit" tasks (polled like a plain loop, so their finish is
+its peers did falls back to the provider's loop (the planner's contract) instead of trusting a stale guess: a task
+*overdue* by any learned source but the durations (fewer than :data:`LEAST` of its multipliers, finished or still
+running, lie beyond it) is polled on the beat, whatever the others say, since a source that describes the batch well
+(the estimate a provider gives, where it means the whole time) knows the task should have ended by now, and another
+(the same estimate read as the time left) may not. A multiplier forecasts only tasks at most :data:`SCALE_REACH`
+times the scale it was learned at, so the errors it carries in seconds are not multiplied with it. The narrowest
+available source wins. Sources are scored on "audit" tasks (polled like a plain loop, so their finish is
 known within the aimed lag): a source whose low quantile misses more often than promised is read at a lower
 quantile, and dropped while it misses far too often.
 """
@@ -63,6 +68,14 @@ SPAN = 10
 LINE_REACH = 10
 """Most progress points between where a running task's line is drawn to and the finished lines its line source
 reads."""
+SCALE_REACH = 2.0
+"""How much larger than the task a multiplier was learned from a task may be and still be forecast with it: a
+multiplier carries errors that are a number of seconds (a finish known within a beat, an estimate in whole seconds,
+progress in whole points), a share of the scale it was learned at; forecasting a task ten times as long with it makes
+them ten times as large. So the multipliers of a batch's quick tasks never set the checks of its long ones (a batch
+mixing 6-second and 10-second videos at two resolutions), whose sources wait for tasks of their own scale to finish.
+The scale is what the source multiplies: the estimate, the time of the progress reading, the time left at the line's
+pace."""
 PRIOR_LINE = (0.25, 2.0)
 """Range assumed for a line's multiplier before any task has finished: a task may end in a quarter of the time its
 own pace so far says (progress that speeds up does that), or take twice as long. It lets a lone task be checked
@@ -99,19 +112,25 @@ class Sample:
     def __init__(self, size: int = 512) -> None:
         self._size = size
         self.sorted: list[float] = []
-        self._recent: collections.deque[float] = collections.deque()
+        self._recent: collections.deque[tuple[float, float]] = collections.deque()
         self.version = 0  # counts additions: what was derived from the sample holds while it is unchanged
 
     def __len__(self) -> int:
         return len(self.sorted)
 
-    def add(self, value: float) -> None:
+    def add(self, value: float, scale: float = math.inf) -> None:
         self.version += 1
         if len(self._recent) >= self._size:
-            old = self._recent.popleft()
+            old, _ = self._recent.popleft()
             del self.sorted[bisect.bisect_left(self.sorted, old)]
-        self._recent.append(value)
+        self._recent.append((value, scale))
         bisect.insort(self.sorted, value)
+
+    def at_least(self, scale: float) -> list[float]:
+        """The values learned at a scale of at least ``scale``, sorted."""
+        if scale <= 0.0:
+            return self.sorted
+        return sorted(value for value, learned in self._recent if learned >= scale)
 
 
 class Survival:
@@ -200,9 +219,10 @@ class Finish:
     ``low`` is its :data:`RISK` quantile, ``median`` its median and ``high`` its ``1 - RISK`` quantile (``None``:
     beyond what the batch has seen), ``source`` which source said so. ``prior``: read with the source's prior (few
     tasks have finished). ``bound``: only "not before ``low``": probes as old were seen running there, and no task
-    has finished yet."""
+    has finished yet. ``overdue``: the task has outlived what the source's multipliers allow (``low`` is the floor);
+    it is to be polled on the beat."""
 
-    __slots__ = ("_high", "_reading", "bound", "low", "median", "prior", "source")
+    __slots__ = ("_high", "_reading", "bound", "low", "median", "overdue", "prior", "source")
 
     def __init__(
         self,
@@ -213,7 +233,9 @@ class Finish:
         prior: bool = False,
         bound: bool = False,
         reading: tuple[Survival, float, Frame] | None = None,
+        overdue: bool = False,
     ) -> None:
+        self.overdue = overdue
         self.low = low
         self.median = median
         self.source = source
@@ -277,14 +299,14 @@ class _Source:
         self.prior = [] if prior is None else [prior[0] + (prior[1] - prior[0]) * i / 32 for i in range(33)]
         self.misses = 0.0
         self.scored = 0.0
-        self._cached: tuple[tuple[int, int], Survival, bool] | None = None
+        self._cached_by: dict[float, tuple[tuple[int, int], Survival, bool]] = {}
 
-    def survival(self, watched: Collection[Readings], version: int) -> tuple[Survival, bool]:
+    def survival(self, watched: Collection[Readings], version: int, least: float = 0.0) -> tuple[Survival, bool]:
         """The multipliers read with the watched tasks still running censored (``version`` counts their changes);
         whether the prior is in. Read again once a thirty-second more of the sample, or a quarter of the watched
         tasks, is new: a reading a little stale says the same, and rebuilding on every check would cost the most
         of a check."""
-        cached = self._cached
+        cached = self._cached_by.get(least)
         if (
             cached is None
             or self.sample.version - cached[0][0] >= max(1, len(self.sample) // 32)
@@ -293,11 +315,11 @@ class _Source:
             censored: list[float] = []
             for entry in watched:
                 frame = self.frame(entry)
-                if frame is not None:
+                if frame is not None and frame[1] >= least:
                     censored.append((entry.last_seen - frame[0]) / frame[1])
-            values = self.sample.sorted
+            values = self.sample.at_least(least)
             prior = len(values) < LEAST and bool(self.prior)
-            cached = self._cached = (
+            cached = self._cached_by[least] = (
                 (self.sample.version, version),
                 Survival(values + self.prior if prior else values, censored),
                 prior,
@@ -357,53 +379,60 @@ class _ByProgress:
 
     def __init__(self, size: int = 1024) -> None:
         self._size = size
-        self._sorted: list[tuple[int, float]] = []
-        self._recent: collections.deque[tuple[int, float]] = collections.deque()
+        self._sorted: list[tuple[int, float, float]] = []
+        self._recent: collections.deque[tuple[int, float, float]] = collections.deque()
         self.version = 0
-        self._read: dict[int, Survival | None] = {}  # what was read near each progress, while it holds
+        self._read: dict[tuple[int, float], Survival | None] = {}  # what was read near each progress, while it holds
         self._read_key = (-1, -1)
 
-    def read(self, progress: int, watched: int, near: Callable[[int], Near]) -> Survival | None:
+    def read(
+        self, progress: int, watched: int, near: Callable[[int, float], Near], least: float = 0.0
+    ) -> Survival | None:
         """``near(progress)`` read as a survival, kept until a reading is added or the watched tasks change
         (``watched`` counts their changes): every task at that progress reads the same, and reading it costs the
         most of a check."""
         if (self.version, watched) != self._read_key:
             self._read_key = (self.version, watched)
             self._read.clear()
-        if progress not in self._read:
-            found = near(progress)
-            self._read[progress] = None if found is None else Survival(*found)
-        return self._read[progress]
+        key = (progress, least)
+        if key not in self._read:
+            found = near(progress, least)
+            self._read[key] = None if found is None else Survival(*found)
+        return self._read[key]
 
-    def add(self, progress: int, multiplier: float) -> None:
+    def add(self, progress: int, multiplier: float, scale: float = math.inf) -> None:
         self.version += 1
-        item = (progress, multiplier)
+        item = (progress, multiplier, scale)
         if len(self._recent) >= self._size:
             old = self._recent.popleft()
             del self._sorted[bisect.bisect_left(self._sorted, old)]
         self._recent.append(item)
         bisect.insort(self._sorted, item)
 
-    def nearest(self, progress: int, count: int) -> tuple[list[float], int] | None:
-        """The multipliers of the ``count`` readings nearest ``progress``, and how far the farthest is; ``None``
-        with fewer readings."""
+    def nearest(self, progress: int, count: int, least: float = 0.0) -> tuple[list[float], int] | None:
+        """The multipliers of the ``count`` readings nearest ``progress`` learned at a scale of at least ``least``,
+        and how far the farthest is; ``None`` with fewer readings."""
         readings = self._sorted
         if len(readings) < count:
             return None
-        high = bisect.bisect_left(readings, (progress, -math.inf))
+        high = bisect.bisect_left(readings, (progress, -math.inf, -math.inf))
         low = high - 1
         chosen: list[float] = []
         reach = 0
         while len(chosen) < count:
             below = progress - readings[low][0] if low >= 0 else 1000
             above = readings[high][0] - progress if high < len(readings) else 1000
+            if below == above == 1000:
+                return None
             if below <= above:
-                chosen.append(readings[low][1])
+                item = readings[low]
                 low -= 1
             else:
-                chosen.append(readings[high][1])
+                item = readings[high]
                 high += 1
-            reach = max(reach, min(below, above))
+            if item[2] >= least:
+                chosen.append(item[1])
+                reach = max(reach, min(below, above))
         return chosen, reach
 
 
@@ -529,16 +558,16 @@ class Forecaster:
         for source in (self.estimate, self.estimate_left):
             frame = source.frame(entry)
             if frame is not None:
-                source.sample.add((duration - frame[0]) / frame[1])
+                source.sample.add((duration - frame[0]) / frame[1], frame[1])
         for index, offset, scale, progress in entry.frames:
             if scale < 4.0 * error:
                 continue
             multiplier = (duration - offset) / scale
             if self.sources[index] is self.progress:
-                self.progress_readings.add(progress, multiplier)
+                self.progress_readings.add(progress, multiplier, scale)
             else:
-                self.sources[index].sample.add(multiplier)
-                self.line_readings.add(progress, multiplier)
+                self.sources[index].sample.add(multiplier, scale)
+                self.line_readings.add(progress, multiplier, scale)
         if entry.trials:
             for name, low in entry.trials:
                 self._by_name[name].score(duration < low)
@@ -557,10 +586,11 @@ class Forecaster:
             frame = source.frame(entry)
             if level is None or frame is None:
                 continue
+            least = _least(frame[1]) if source is not self.durations else 0.0
             if source is self.line and len(source.sample) >= LEAST:
                 forecast = self._read_line(entry, frame, floor, level, point)
             else:
-                survival, prior = source.survival(watched, self.watch_version)
+                survival, prior = source.survival(watched, self.watch_version, least)
                 slack = point if source is self.line else 0.0
                 forecast = _read(source.name, survival, frame, floor, level, prior, slack)
             if forecast is not None:
@@ -587,8 +617,9 @@ class Forecaster:
 
     def forecast(self, entry: Readings, floor: float) -> Finish | None:
         """The best forecast of the finish of a task still running ``floor`` seconds after its submit, or ``None``
-        when nothing usable is known (the planner then polls it like a plain loop): the narrowest of those learned
-        from finished tasks; else the narrowest read with a prior, not before the probes' bound; else that bound.
+        when nothing usable is known or a learned source but the durations finds it overdue (the planner then polls
+        it like a plain loop): the narrowest of those learned from finished tasks; else the narrowest read with a
+        prior, not before the probes' bound; else that bound.
         A forecast whose low quantile lies past the high quantile of another source learned from finished tasks is
         contradicted by it (that source is all but sure the task ends before): its low quantile comes down to that
         source's."""
@@ -596,6 +627,9 @@ class Forecaster:
         assumed: Finish | None = None
         bound: Finish | None = None
         found = _one_reading(self.candidates(entry, floor), self.estimate.name, self.estimate_left.name)
+        if any(forecast.overdue and forecast.source != self.durations.name for forecast in found):
+            return None
+        found = [forecast for forecast in found if not forecast.overdue]
         for forecast in found:
             if forecast.bound:
                 bound = forecast
@@ -629,7 +663,9 @@ class Forecaster:
         frame = _progress(entry)
         if level is None or frame is None:
             return None
-        survival = self.progress_readings.read(entry.readings[-1][1], self.watch_version, self._progress_values)
+        survival = self.progress_readings.read(
+            entry.readings[-1][1], self.watch_version, self._progress_values, _least(frame[1])
+        )
         if survival is None:
             return None
         return _read(self.progress.name, survival, frame, floor, level, False, _point_time(entry))
@@ -639,27 +675,29 @@ class Forecaster:
         drawn to the progress nearest the task's latest (how far off its pace a run ends depends on where on its
         shape the line stops: convex progress speeds up, concave slows down, more the earlier the line), with the
         watched tasks' lines drawn as near counted as censored."""
-        survival = self.line_readings.read(entry.readings[-1][1], self.watch_version, self._line_values)
+        survival = self.line_readings.read(
+            entry.readings[-1][1], self.watch_version, self._line_values, _least(frame[1])
+        )
         if survival is None:
             return None
         return _read(self.line.name, survival, frame, floor, level, False, point)
 
-    def _line_values(self, progress: int) -> Near:
-        nearest = self.line_readings.nearest(progress, NEIGHBOURS)
+    def _line_values(self, progress: int, least: float = 0.0) -> Near:
+        nearest = self.line_readings.nearest(progress, NEIGHBOURS, least)
         if nearest is None or nearest[1] > LINE_REACH:
             return None
         values, reach = nearest
         censored: list[float] = []
         for other in self.watched.values():
             frame = _line(other)
-            if frame is not None and abs(other.readings[-1][1] - progress) <= reach:
+            if frame is not None and frame[1] >= least and abs(other.readings[-1][1] - progress) <= reach:
                 censored.append((other.last_seen - frame[0]) / frame[1])
         return values, censored
 
-    def _progress_values(self, progress: int) -> Near:
+    def _progress_values(self, progress: int, least: float = 0.0) -> Near:
         """The finished readings' multipliers nearest ``progress``, and the watched tasks' readings as near, as
         censored ones; ``None`` when too few are near."""
-        nearest = self.progress_readings.nearest(progress, NEIGHBOURS)
+        nearest = self.progress_readings.nearest(progress, NEIGHBOURS, least)
         if nearest is None or nearest[1] > REACH:
             return None
         values, reach = nearest
@@ -667,13 +705,25 @@ class Forecaster:
             other.last_seen / at
             for other in self.watched.values()
             for at, seen in other.readings
-            if at > 0 and abs(seen - progress) <= reach
+            if at >= least and at > 0 and abs(seen - progress) <= reach
         ]
         return values, censored
 
     def trials(self, entry: Readings, floor: float) -> list[tuple[str, float]]:
         """Every usable source's low quantile for an audited task, to score once its finish is known."""
-        return [(forecast.source, forecast.low) for forecast in self.candidates(entry, floor) if not forecast.bound]
+        return [
+            (forecast.source, forecast.low)
+            for forecast in self.candidates(entry, floor)
+            if not (forecast.bound or forecast.overdue)
+        ]
+
+
+def _least(scale: float) -> float:
+    """The least scale a multiplier must have been learned at to forecast a task of ``scale``: the power of two at
+    or under ``scale / SCALE_REACH`` (a few thresholds, so that what was read at each is kept and shared)."""
+    if scale <= 0.0 or not math.isfinite(scale):
+        return 0.0
+    return 2.0 ** math.floor(math.log2(scale / SCALE_REACH))
 
 
 def _before(moment: float | None, bound: float) -> bool:
@@ -699,6 +749,12 @@ def _read(
     least = (floor - offset) / scale
     low = survival.quantile(least, level)
     if low is None:
+        if (
+            not prior
+            and len(survival.times) >= LEAST
+            and len(survival.values) - bisect.bisect_right(survival.values, least) < LEAST
+        ):
+            return Finish(floor, None, name, overdue=True)
         return None
     median = survival.quantile(least, 0.5)
     return Finish(

@@ -103,6 +103,8 @@ class GenerationTimes(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     - ``"lognormal"``: ``median * exp(N(0, sigma))``, a long right tail: the 95th percentile is
       ``median * exp(1.645 * sigma)`` (``sigma=1``: 5.2 x the median);
     - ``"uniform"``: uniform in ``[low, high]``;
+    - ``"bimodal"``: uniform in ``[low, high]``, then ``factor`` times that for a ``share`` of the tasks (a batch
+      mixing short and long videos, or two resolutions);
     - ``"fixed"``: always ``median``.
 
     The drawn value is clamped to ``[min, max]``; ``max=None`` leaves the tail uncut. Each task's draw is seeded by
@@ -111,17 +113,20 @@ class GenerationTimes(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     distribution.
     """
 
-    kind: Literal["lognormal", "uniform", "fixed"] = "lognormal"
+    kind: Literal["lognormal", "uniform", "bimodal", "fixed"] = "lognormal"
     median: float = 3.0
     sigma: float = 0.35
     low: float = 1.0
     high: float = 5.0
+    share: float = 0.5
+    factor: float = 8.0
     min: float = 0.5
     max: float | None = 10.0
 
     def __post_init__(self) -> None:
-        for name in ("median", "sigma", "low", "high", "min"):
+        for name in ("median", "sigma", "low", "high", "min", "factor"):
             _check_non_negative(name, getattr(self, name))
+        _check_probability("generation.share", self.share)
         if self.max is not None:
             _check_non_negative("max", self.max)
         if self.low > self.high:
@@ -315,6 +320,8 @@ class SimulatorConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     - ``progress``: what progress the status answers report while a task runs (:class:`Progress`). The time, the
       queued share and the shape are fixed per task when it is created.
     - ``estimated_time_error``: relative noise of apimart's ``estimated_time`` (whole seconds, >= 1).
+    - ``estimated_time_bias``: how many times the true time apimart's ``estimated_time`` says (0.25: four times too
+      short, as estimates made for another resolution or model are).
     - ``url_ttl``: seconds a signed video URL stays valid (each status poll signs a fresh one); None: each provider's
       documented lifetime (:data:`APIMART_URL_TTL` 72 h, :data:`TOAPIS_URL_TTL` 24 h, :data:`MINIMAX_URL_TTL` 9 h).
     - ``upload_ttl``: seconds an uploaded image's URL stays valid (fixed at upload); None: the provider's lifetime.
@@ -343,6 +350,7 @@ class SimulatorConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     queue_fraction: float | tuple[float, float] = 0.15
     progress: Progress = Progress()
     estimated_time_error: float = 0.3
+    estimated_time_bias: float = 1.0
     url_ttl: float | None = None
     upload_ttl: float | None = None
     submit_delay: float = 0.0
@@ -361,6 +369,8 @@ class SimulatorConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
         _check_range("queue_fraction", self.queue_fraction, _check_probability)
         _check_probability("failure_rate", self.failure_rate)
         _check_non_negative("estimated_time_error", self.estimated_time_error)
+        if not (self.estimated_time_bias > 0 and math.isfinite(self.estimated_time_bias)):
+            raise ValueError(f"estimated_time_bias must be a finite number > 0, got {self.estimated_time_bias!r}")
         _check_non_negative("submit_delay", self.submit_delay)
         for name in ("url_ttl", "upload_ttl"):
             ttl = getattr(self, name)

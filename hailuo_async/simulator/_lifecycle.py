@@ -25,6 +25,10 @@ def draw_generation_time(times: GenerationTimes, rng: random.Random) -> float:
         value = times.median
     elif times.kind == "uniform":
         value = rng.uniform(times.low, times.high)
+    elif times.kind == "bimodal":
+        value = rng.uniform(times.low, times.high)
+        if rng.random() < times.share:
+            value *= times.factor
     else:
         value = times.median * math.exp(rng.gauss(0.0, times.sigma))
     value = max(value, times.min)

@@ -359,7 +359,7 @@ class TaskStore:
             outcome = "fail"
         else:
             outcome = "success"
-        noisy = gen_time * (1.0 + rng.gauss(0.0, config.estimated_time_error))
+        noisy = gen_time * config.estimated_time_bias * (1.0 + rng.gauss(0.0, config.estimated_time_error))
         alt = rng.random() < 0.5
         queue_fraction = draw_queue_fraction(config.queue_fraction, rng)  # last: earlier draws stay put
         now = self.timebase.now()

@@ -207,6 +207,26 @@ async def test_uniform_times_stay_within_their_bounds(http: aiohttp.ClientSessio
     assert await generation_times(http, SimulatorConfig(generation=uniform, seed=4), 100) != times
 
 
+async def test_bimodal_times_make_a_share_of_the_tasks_factor_times_longer(http: aiohttp.ClientSession) -> None:
+    mixed = GenerationTimes(kind="bimodal", low=2.0, high=4.0, share=0.25, factor=10.0, max=None)
+    times = await generation_times(http, SimulatorConfig(generation=mixed, seed=5), 200)
+    short = [value for value in times if value <= 4.0]
+    long = [value for value in times if value >= 20.0]
+    assert len(short) + len(long) == len(times)  # nothing in between
+    assert 0.15 <= len(long) / len(times) <= 0.35
+    assert await generation_times(http, SimulatorConfig(generation=mixed, seed=5), 200) == times
+
+
+async def test_apimart_estimated_time_can_be_biased(http: aiohttp.ClientSession) -> None:
+    spread = GenerationTimes(kind="uniform", low=20.0, high=40.0)
+    config = SimulatorConfig(generation=spread, estimated_time_error=0.0, estimated_time_bias=0.25)
+    async with on_fake_clock(config) as (sim, _):
+        for n in range(10):
+            task_id = task_id_of("apimart", (await submit(http, sim, "apimart", f"clip {n}"))[1])
+            estimate = (await get_status(http, sim, "apimart", task_id))[1]["data"]["estimated_time"]
+            assert estimate == math.ceil(0.25 * sim.task(task_id).generation_time)
+
+
 async def test_apimart_estimated_time_is_noisy_unless_told_otherwise(http: aiohttp.ClientSession) -> None:
     spread = GenerationTimes(kind="uniform", low=2.0, high=30.0)
     for error, exact in ((0.0, True), (0.3, False)):
@@ -243,6 +263,9 @@ def test_progress_and_queue_settings_load_and_are_checked() -> None:
         '{"queue_fraction": [0, 1.5]}',
         '{"queue_fraction": -0.1}',
         '{"generation": {"max": -1}}',
+        '{"generation": {"kind": "bimodal", "share": 1.5}}',
+        '{"generation": {"factor": -2}}',
+        '{"estimated_time_bias": 0}',
     ):
         with pytest.raises(msgspec.ValidationError):
             SimulatorConfig.from_json(bad)

@@ -139,10 +139,11 @@ def test_the_line_is_read_where_on_the_shape_it_was_drawn() -> None:
     forecaster = Forecaster(random.Random(3))
     index = forecaster.sources.index(forecaster.line)
     for number in range(40):
-        progress, multiplier = (30, 2.0) if number % 2 else (80, 1.0 + 0.002 * number)
+        # (Lines drawn early leave more time at their pace: 35 s there, 10 s for those drawn to 80 %.)
+        progress, left, multiplier = (30, 35.0, 2.0) if number % 2 else (80, 10.0, 1.0 + 0.002 * number)
         done = Task()
-        done.frames = [(index, 10.0, 10.0, progress)]
-        forecaster.finished(f"done{number}", done, 10.0 + 10.0 * multiplier)
+        done.frames = [(index, 10.0, left, progress)]
+        forecaster.finished(f"done{number}", done, 10.0 + left * multiplier)
     task = Task()
     task.readings = [(10.0, 60), (20.0, 80)]
     task.last_seen = 20.0
@@ -168,6 +169,51 @@ def test_the_estimate_read_both_ways_keeps_the_earlier() -> None:
     assert both["estimate left"].low < both["estimate"].low  # ...but the other says it may end sooner
     chosen = forecaster.forecast(task, 30.0)
     assert chosen is not None and chosen.source == "estimate left" and chosen.low == both["estimate left"].low
+
+
+def test_quick_tasks_do_not_forecast_tasks_many_times_longer() -> None:
+    # A batch of short and long videos whose estimates come in whole seconds: 6.5-6.9 s of work estimated "6" gives
+    # multipliers of 1.08-1.15, a rounding that is a share of 6 s. Read for a task estimated at 60 s they would put
+    # its earliest finish past 65 s, though it may take 60.5. It is not read that way: those multipliers were learned
+    # at a tenth of its scale. Tasks of its own scale, once finished, are.
+    forecaster = Forecaster(random.Random(5))
+    for index in range(40):
+        done = Task()
+        forecaster.observe(done, running(eta=6.0), 1.0)
+        forecaster.finished(f"quick{index}", done, 6.5 + 0.4 * index / 40)
+    quick, long = Task(), Task()
+    for task, eta in ((quick, 6.0), (long, 60.0)):
+        forecaster.observe(task, running(eta=eta), 1.0)
+        task.last_seen = 1.0
+    at_its_scale = next(f for f in forecaster.candidates(quick, 1.0) if f.source == "estimate")
+    assert not at_its_scale.prior and at_its_scale.low > 6.4  # the quick ones' own scale: read as learned
+    ten_times = next(f for f in forecaster.candidates(long, 1.0) if f.source == "estimate")
+    assert ten_times.prior and ten_times.low < 60.0  # nothing learned at its scale: the wide prior only
+    for index in range(40):
+        done = Task()
+        forecaster.observe(done, running(eta=60.0), 1.0)
+        forecaster.finished(f"long{index}", done, 60.0 + 2.0 * index / 40)
+    learned = next(f for f in forecaster.candidates(long, 1.0) if f.source == "estimate")
+    assert not learned.prior and 59.0 < learned.low <= 60.5
+
+
+def test_a_task_overdue_by_one_reading_of_the_estimate_is_polled_on_the_beat() -> None:
+    # The provider's estimate is a quarter of the whole time. Read as the whole time it is right: every task took
+    # four times its estimate, 40-42 s. Read as the time left it fits tasks read early, and tells one first read at
+    # 38 s that it has some 40 s to go. At 44 s that task has outlived every multiplier of the first reading: it is
+    # overdue, and is checked on the beat rather than some 30 s later.
+    forecaster = Forecaster(random.Random(6))
+    for index in range(40):
+        done = Task()
+        forecaster.observe(done, running(eta=10.0), 1.0)
+        forecaster.finished(f"early{index}", done, 40.0 + 2.0 * index / 40)
+    late = Task()
+    forecaster.observe(late, running(eta=10.0), 38.0)
+    late.last_seen = 44.0
+    found = {f.source: f for f in forecaster.candidates(late, 44.0)}
+    assert found["estimate"].overdue
+    assert found["estimate left"].low > 70.0 and not found["estimate left"].overdue
+    assert forecaster.forecast(late, 44.0) is None  # the planner polls it like the loop
 
 
 def test_a_batch_with_linear_progress_predicts_a_reading_sharply() -> None:
