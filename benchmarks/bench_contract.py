@@ -54,8 +54,7 @@ LONG_ESTIMATE = Row(
     estimated_time_bias=4.0,
 )
 """A provider's estimate four times too long, as apimart's answers have shown (600 s estimated, 155 s taken): the
-prior range assumed before any task finishes reaches just that far, so the batch's first finishes must re-plan what
-it assumed."""
+range assumed before any task finishes must reach past it, noise included."""
 SHAPES = (*(row for row in ROWS if row.kind == "shape"), LONG, MIXED, SHORT_ESTIMATE, LONG_ESTIMATE)
 SEEDS = (20261127, 7, 99)
 LAGS = (0.5, 1.0, 2.0, 5.0)

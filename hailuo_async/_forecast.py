@@ -80,9 +80,10 @@ PRIOR_LINE = (0.25, 2.0)
 """Range assumed for a line's multiplier before any task has finished: a task may end in a quarter of the time its
 own pace so far says (progress that speeds up does that), or take twice as long. It lets a lone task be checked
 some times rather than on every beat."""
-PRIOR_ESTIMATE = (0.25, 2.0)
-"""Range assumed for the multiplier of the provider's estimate before any task has finished (estimates four
-times too long are seen in the wild)."""
+PRIOR_ESTIMATE = (0.1, 2.0)
+"""Range assumed for the multiplier of the provider's estimate before any task has finished. Estimates four times
+too long are seen in the wild (apimart has answered ``estimated_time`` 600 for an ``actual_time`` of 155), and
+noisier ones go further: a range that stopped at a quarter had a batch's first checks come seconds late."""
 SCORE_DECAY = 0.98
 """Weight each older score keeps when a new one comes: a source's record follows the provider as it changes."""
 SCORED = 15.0
@@ -297,7 +298,6 @@ class _Source:
         self.frame = frame
         self.sample = Sample()
         self.prior = [] if prior is None else [prior[0] + (prior[1] - prior[0]) * i / 32 for i in range(33)]
-        self.lowest = math.inf  # the least multiplier a finished task showed, at any scale
         self.misses = 0.0
         self.scored = 0.0
         self._cached_by: dict[float, tuple[tuple[int, int], Survival, bool]] = {}
@@ -319,7 +319,7 @@ class _Source:
                 if frame is not None and frame[1] >= least:
                     censored.append((entry.last_seen - frame[0]) / frame[1])
             values = self.sample.at_least(least)
-            prior = len(values) < LEAST and bool(self.prior) and not self.belied()
+            prior = len(values) < LEAST and bool(self.prior)
             cached = self._cached_by[least] = (
                 (self.sample.version, version),
                 Survival(values + self.prior if prior else values, censored),
@@ -330,12 +330,6 @@ class _Source:
     def score(self, missed: bool) -> None:
         self.misses = self.misses * SCORE_DECAY + missed
         self.scored = self.scored * SCORE_DECAY + 1.0
-
-    def belied(self) -> bool:
-        """Whether a finished task, at any scale, showed a multiplier near or below the prior's least (within twice
-        it): the prior's edge is then within the batch's spread, plans made from it may be late (an estimate four
-        times too long, as apimart's have been seen to be), and it is no longer read."""
-        return bool(self.prior) and self.lowest < 2.0 * self.prior[0]
 
     def level(self) -> float | None:
         """The quantile to read this source at: :data:`RISK` while it keeps its promise, lower while it misses,
@@ -565,9 +559,7 @@ class Forecaster:
         for source in (self.estimate, self.estimate_left):
             frame = source.frame(entry)
             if frame is not None:
-                multiplier = (duration - frame[0]) / frame[1]
-                source.sample.add(multiplier, frame[1])
-                source.lowest = min(source.lowest, multiplier)
+                source.sample.add((duration - frame[0]) / frame[1], frame[1])
         for index, offset, scale, progress in entry.frames:
             if scale < 4.0 * error:
                 continue
@@ -576,7 +568,6 @@ class Forecaster:
                 self.progress_readings.add(progress, multiplier, scale)
             else:
                 self.sources[index].sample.add(multiplier, scale)
-                self.sources[index].lowest = min(self.sources[index].lowest, multiplier)
                 self.line_readings.add(progress, multiplier, scale)
         if entry.trials:
             for name, low in entry.trials:
@@ -718,10 +709,6 @@ class Forecaster:
             if at >= least and at > 0 and abs(seen - progress) <= reach
         ]
         return values, censored
-
-    def belied(self, source: str) -> bool:
-        """Whether the batch's finishes showed ``source``'s prior too optimistic (see :meth:`_Source.belied`)."""
-        return self._by_name[source].belied()
 
     def trials(self, entry: Readings, floor: float) -> list[tuple[str, float]]:
         """Every usable source's low quantile for an audited task, to score once its finish is known."""

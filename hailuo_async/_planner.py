@@ -14,8 +14,7 @@ The contract, for ``max_lag = L``:
   its last check*, skipping the beats between. A task therefore goes unchecked for long only while the evidence
   says it is very unlikely to have finished, the lag exceeds a beat only with that small chance, and every such
   chance taken saves at least one check (:attr:`Planner.LEAST_SKIP`). A check planned on the beat is planned again
-  when it falls due if many tasks have finished since (:attr:`Planner.NEWS`); one aimed from a source's prior (an
-  assumption made before tasks finish) is planned again on news, and anew once a finish belies the prior.
+  when it falls due if many tasks have finished since (:attr:`Planner.NEWS`).
 - **As few checks as the evidence allows**: the better the forecast (progress that maps well to time, a reliable
   ``estimated_time``, a batch whose durations are alike), the later its low quantile, and the fewer checks.
 
@@ -46,7 +45,6 @@ class Entry:
     """What the poller keeps about one tracked task: its schedule, its answers and the evidence they gave."""
 
     __slots__ = (
-        "assumed",
         "callbacks",
         "checks",
         "covered",
@@ -94,7 +92,6 @@ class Entry:
         self.frames: list[tuple[int, float, float, int]] = []
         self.estimate: tuple[float, float] | None = None
         self.trials: list[tuple[str, float]] | None = None
-        self.assumed: tuple[float, str] | None = None  # a check aimed from a prior: (when, the source's name)
 
 
 class Planner:
@@ -171,9 +168,6 @@ class Planner:
         budget = entry.started + (entry.checks + 1) * lag  # the loop at max_lag sends no earlier
         entry.waiting = entry.urgent = False
         entry.news = None
-        assumed, entry.assumed = entry.assumed, None
-        if assumed is not None and assumed[0] > now and not self.forecaster.belied(assumed[1]):
-            return self._assume(entry, now, assumed[0], assumed[1], step, budget)  # the prior holds: it stands
         if entry.role == "audit":
             if entry.checks and entry.trials is not None:
                 entry.trials.extend(self.forecaster.trials(entry, entry.last_seen))
@@ -205,25 +199,10 @@ class Planner:
             entry.news = self.forecaster.finishes
             return max(budget, beat)
         entry.urgent = finish.median is not None and aimed >= entry.started + finish.median
+        entry.covered = max(entry.covered, finish.low)
         if policy.jitter:
             aimed -= self.rng.uniform(0.0, policy.jitter) * (aimed - beat)  # earlier only, never before the beat
-        when = max(budget, min(aimed, latest))
-        if finish.prior:
-            return self._assume(entry, now, when, finish.source, step, budget)
-        entry.covered = max(entry.covered, finish.low)
-        return when
-
-    def _assume(self, entry: Entry, now: float, when: float, source: str, step: float, budget: float) -> float:
-        """A check at ``when`` aimed from ``source``'s prior: an assumption, not evidence, so what it implies is not
-        recorded as covered, and until the check goes out the task is planned again on news of a finish (as one
-        waiting for the probes is), or after half its age more: should a finished task show the prior too
-        optimistic (an estimate more than four times too long), the check is planned anew from what is known."""
-        again = max(budget, now + max(step, self.WAIT_GROWTH * (now - entry.started)))
-        if again >= when:
-            return when
-        entry.waiting = True
-        entry.assumed = (when, source)
-        return again
+        return max(budget, min(aimed, latest))
 
     @staticmethod
     def duration(entry: Entry, now: float) -> tuple[float, float]:

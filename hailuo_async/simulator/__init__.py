@@ -44,7 +44,7 @@ provider's own words: apimart durations 5 | 10 for Hailuo-02, otherwise 6 | 10; 
   toapis 422 ``content_policy_violation``, MiniMax ``base_resp`` 1026).
 
 **Lifecycle** (:mod:`._lifecycle`). Each task draws its total time from ``generation`` (:class:`GenerationTimes`:
-log-normal with a long tail, uniform or fixed) and its queued share from ``queue_fraction`` (one number or a
+log-normal with a long tail, uniform, bimodal or fixed) and its queued share from ``queue_fraction`` (one number or a
 ``(low, high)`` range), both seeded. It is queued (progress 0) for that share → running, reporting progress in the
 ``progress`` shape (:class:`Progress`: ``linear`` 0 → 99 by default, ``none``, ``steps``, ``concave``, ``convex``,
 ``stall``) → completed (100) or failed. Words per provider: apimart ``pending``/``processing``/``completed``/

@@ -65,9 +65,8 @@ def test_what_quick_tasks_or_early_readings_show_does_not_set_the_checks_of_the_
     # few seconds (a finish known within a beat, an estimate in whole seconds) that would grow eightfold on the long
     # ones, so they are not read for them. An estimate a quarter of the true time, read as the time left, fits tasks
     # read early and misleads for those first read late, which the same estimate read as the whole time shows to be
-    # overdue. An estimate four times too long (apimart's answers have shown 600 s for 155) sits at the edge of the
-    # range assumed before any task finishes: checks aimed from that assumption are planned again once a finish
-    # shows a multiplier near its edge. (Before these rules, p95 lag 3.4 s, 3.2 s and 7.5 s.)
+    # overdue. An estimate four times too long (apimart has answered 600 s for 155) must lie inside the range assumed
+    # before any task finishes. (Before these rules, p95 lag 3.4 s, 3.2 s and 7.5 s.)
     library = _run(row, "apimart", Contender("library", max_lag), seed)
     loop = _run(row, "apimart", Contender("loop", max_lag), seed)
     assert library["completed"] + library["failed"] == ITEMS, library

@@ -265,7 +265,8 @@ def test_a_lone_task_reads_the_estimate_through_its_prior_until_tasks_finish() -
     task.last_seen = 2.0
     finish = forecaster.forecast(task, 2.0)
     assert finish is not None and finish.prior
-    assert 25.0 < finish.low < 40.0  # estimates four times too long are seen: a quarter of 120 s, or so
+    # Estimates four times too long are seen (apimart: 600 s for 155), noisy ones further: a tenth of 120 s, or so.
+    assert 10.0 < finish.low < 20.0
     for _ in range(LEAST):
         play(forecaster, 100.0, [50.0, 90.0], eta=100.0)
     finish = forecaster.forecast(task, 2.0)

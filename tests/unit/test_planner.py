@@ -95,45 +95,6 @@ def test_a_skip_must_save_a_check() -> None:
     assert sure.next_check(entry, 20.0) > 55.0
 
 
-def assumed(entry: Entry) -> tuple[float, str] | None:
-    """The check an entry has aimed from a prior, read anew (not narrowed by an earlier assertion)."""
-    return entry.assumed
-
-
-def waiting(entry: Entry) -> bool:
-    """Whether an entry's next due moment is only a time to plan again, read anew."""
-    return entry.waiting
-
-
-def test_a_check_aimed_from_a_prior_stands_until_a_finish_belies_the_prior() -> None:
-    # Nothing has finished: a task estimated at 100 s is checked as far on as the estimate's prior allows (it may
-    # take a quarter of that), and is planned again on news of a finish before that check goes out.
-    plan = planner()
-    entry = planned(plan)
-    plan.forecaster.observe(entry, TaskStatus(state=TaskState.RUNNING, eta=100.0), 1.0)
-    entry.checks, entry.last_seen = 1, 1.0
-    again = plan.next_check(entry, 1.0)
-    first = assumed(entry)
-    assert waiting(entry) and first is not None
-    aimed = first[0]
-    assert again < aimed and aimed > 20.0
-    # A task took its estimate: the prior holds, and the check aimed from it stands.
-    agree = Entry(task("agree"), 0.0, None)
-    plan.forecaster.observe(agree, TaskStatus(state=TaskState.RUNNING, eta=10.0), 1.0)
-    plan.forecaster.finished("agree", agree, 10.0)
-    plan.next_check(entry, again)
-    standing = assumed(entry)
-    assert standing is not None and standing[0] == aimed
-    # A task took a fifth of its estimate (apimart has answered 600 s for 155): the prior is belied, and the check
-    # is planned anew from what is known, here the beat.
-    fast = Entry(task("fast"), 0.0, None)
-    plan.forecaster.observe(fast, TaskStatus(state=TaskState.RUNNING, eta=50.0), 1.0)
-    plan.forecaster.finished("fast", fast, 10.0)
-    sooner = plan.next_check(entry, again)
-    assert assumed(entry) is None and not waiting(entry)
-    assert sooner == pytest.approx(max(again, 1.0 + STEP))
-
-
 def test_a_beat_planned_on_little_is_planned_again_when_due_if_the_batch_showed_more() -> None:
     plan = planner()
     entry = planned(plan)
