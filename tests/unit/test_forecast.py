@@ -171,16 +171,21 @@ def test_the_estimate_read_both_ways_keeps_the_earlier() -> None:
     assert chosen is not None and chosen.source == "estimate left" and chosen.low == both["estimate left"].low
 
 
+def estimated(forecaster: Forecaster, name: str, eta: float, durations: list[float]) -> None:
+    """Tasks whose estimate of ``eta`` seconds was read 1 s in, found finished after ``durations``."""
+    for index, duration in enumerate(durations):
+        done = Task()
+        forecaster.observe(done, running(eta=eta), 1.0)
+        forecaster.finished(f"{name}{index}", done, duration)
+
+
 def test_quick_tasks_do_not_forecast_tasks_many_times_longer() -> None:
     # A batch of short and long videos whose estimates come in whole seconds: 6.5-6.9 s of work estimated "6" gives
     # multipliers of 1.08-1.15, a rounding that is a share of 6 s. Read for a task estimated at 60 s they would put
     # its earliest finish past 65 s, though it may take 60.5. It is not read that way: those multipliers were learned
     # at a tenth of its scale. Tasks of its own scale, once finished, are.
     forecaster = Forecaster(random.Random(5))
-    for index in range(40):
-        done = Task()
-        forecaster.observe(done, running(eta=6.0), 1.0)
-        forecaster.finished(f"quick{index}", done, 6.5 + 0.4 * index / 40)
+    estimated(forecaster, "quick", 6.0, [6.5 + 0.4 * index / 40 for index in range(40)])
     quick, long = Task(), Task()
     for task, eta in ((quick, 6.0), (long, 60.0)):
         forecaster.observe(task, running(eta=eta), 1.0)
@@ -189,10 +194,7 @@ def test_quick_tasks_do_not_forecast_tasks_many_times_longer() -> None:
     assert not at_its_scale.prior and at_its_scale.low > 6.4  # the quick ones' own scale: read as learned
     ten_times = next(f for f in forecaster.candidates(long, 1.0) if f.source == "estimate")
     assert ten_times.prior and ten_times.low < 60.0  # nothing learned at its scale: the wide prior only
-    for index in range(40):
-        done = Task()
-        forecaster.observe(done, running(eta=60.0), 1.0)
-        forecaster.finished(f"long{index}", done, 60.0 + 2.0 * index / 40)
+    estimated(forecaster, "long", 60.0, [60.0 + 2.0 * index / 40 for index in range(40)])
     learned = next(f for f in forecaster.candidates(long, 1.0) if f.source == "estimate")
     assert not learned.prior and 59.0 < learned.low <= 60.5
 
@@ -203,10 +205,7 @@ def test_a_task_overdue_by_one_reading_of_the_estimate_is_polled_on_the_beat() -
     # 38 s that it has some 40 s to go. At 44 s that task has outlived every multiplier of the first reading: it is
     # overdue, and is checked on the beat rather than some 30 s later.
     forecaster = Forecaster(random.Random(6))
-    for index in range(40):
-        done = Task()
-        forecaster.observe(done, running(eta=10.0), 1.0)
-        forecaster.finished(f"early{index}", done, 40.0 + 2.0 * index / 40)
+    estimated(forecaster, "early", 10.0, [40.0 + 2.0 * index / 40 for index in range(40)])
     late = Task()
     forecaster.observe(late, running(eta=10.0), 38.0)
     late.last_seen = 44.0
