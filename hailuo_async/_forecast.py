@@ -80,7 +80,7 @@ PRIOR_LINE = (0.25, 2.0)
 """Range assumed for a line's multiplier before any task has finished: a task may end in a quarter of the time its
 own pace so far says (progress that speeds up does that), or take twice as long. It lets a lone task be checked
 some times rather than on every beat."""
-PRIOR_ESTIMATE = (0.1, 2.0)
+PRIOR_ESTIMATE = (0.15, 2.0)
 """Range assumed for the multiplier of the provider's estimate before any task has finished. Estimates four times
 too long are seen in the wild (apimart has answered ``estimated_time`` 600 for an ``actual_time`` of 155), and
 noisier ones go further: a range that stopped at a quarter had a batch's first checks come seconds late."""
