@@ -302,12 +302,12 @@ class _Source:
         self.scored = 0.0
         self._cached_by: dict[float, tuple[tuple[int, int], Survival, bool]] = {}
 
-    def survival(self, watched: Collection[Readings], version: int, least: float = 0.0) -> tuple[Survival, bool]:
+    def survival(self, watched: Collection[Readings], version: int, min_scale: float = 0.0) -> tuple[Survival, bool]:
         """The multipliers read with the watched tasks still running censored (``version`` counts their changes);
         whether the prior is in. Read again once a thirty-second more of the sample, or a quarter of the watched
         tasks, is new: a reading a little stale says the same, and rebuilding on every check would cost the most
         of a check."""
-        cached = self._cached_by.get(least)
+        cached = self._cached_by.get(min_scale)
         if (
             cached is None
             or self.sample.version - cached[0][0] >= max(1, len(self.sample) // 32)
@@ -316,11 +316,11 @@ class _Source:
             censored: list[float] = []
             for entry in watched:
                 frame = self.frame(entry)
-                if frame is not None and frame[1] >= least:
+                if frame is not None and frame[1] >= min_scale:
                     censored.append((entry.last_seen - frame[0]) / frame[1])
-            values = self.sample.at_least(least)
+            values = self.sample.at_least(min_scale)
             prior = len(values) < LEAST and bool(self.prior)
-            cached = self._cached_by[least] = (
+            cached = self._cached_by[min_scale] = (
                 (self.sample.version, version),
                 Survival(values + self.prior if prior else values, censored),
                 prior,
@@ -387,17 +387,17 @@ class _ByProgress:
         self._read_key = (-1, -1)
 
     def read(
-        self, progress: int, watched: int, near: Callable[[int, float], Near], least: float = 0.0
+        self, progress: int, watched: int, near: Callable[[int, float], Near], min_scale: float = 0.0
     ) -> Survival | None:
-        """``near(progress)`` read as a survival, kept until a reading is added or the watched tasks change
+        """``near(progress, min_scale)`` read as a survival, kept until a reading is added or the watched tasks change
         (``watched`` counts their changes): every task at that progress reads the same, and reading it costs the
         most of a check."""
         if (self.version, watched) != self._read_key:
             self._read_key = (self.version, watched)
             self._read.clear()
-        key = (progress, least)
+        key = (progress, min_scale)
         if key not in self._read:
-            found = near(progress, least)
+            found = near(progress, min_scale)
             self._read[key] = None if found is None else Survival(*found)
         return self._read[key]
 
@@ -410,9 +410,9 @@ class _ByProgress:
         self._recent.append(item)
         bisect.insort(self._sorted, item)
 
-    def nearest(self, progress: int, count: int, least: float = 0.0) -> tuple[list[float], int] | None:
-        """The multipliers of the ``count`` readings nearest ``progress`` learned at a scale of at least ``least``,
-        and how far the farthest is; ``None`` with fewer readings."""
+    def nearest(self, progress: int, count: int, min_scale: float = 0.0) -> tuple[list[float], int] | None:
+        """The multipliers of the ``count`` readings nearest ``progress`` learned at a scale of at least
+        ``min_scale``, and how far the farthest is; ``None`` with fewer readings."""
         readings = self._sorted
         if len(readings) < count:
             return None
@@ -431,7 +431,7 @@ class _ByProgress:
             else:
                 item = readings[high]
                 high += 1
-            if item[2] >= least:
+            if item[2] >= min_scale:
                 chosen.append(item[1])
                 reach = max(reach, min(below, above))
         return chosen, reach
@@ -587,11 +587,11 @@ class Forecaster:
             frame = source.frame(entry)
             if level is None or frame is None:
                 continue
-            least = _least(frame[1]) if source is not self.durations else 0.0
+            min_scale = _min_scale(frame[1]) if source is not self.durations else 0.0
             if source is self.line and len(source.sample) >= LEAST:
                 forecast = self._read_line(entry, frame, floor, level, point)
             else:
-                survival, prior = source.survival(watched, self.watch_version, least)
+                survival, prior = source.survival(watched, self.watch_version, min_scale)
                 slack = point if source is self.line else 0.0
                 forecast = _read(source.name, survival, frame, floor, level, prior, slack)
             if forecast is not None:
@@ -665,7 +665,7 @@ class Forecaster:
         if level is None or frame is None:
             return None
         survival = self.progress_readings.read(
-            entry.readings[-1][1], self.watch_version, self._progress_values, _least(frame[1])
+            entry.readings[-1][1], self.watch_version, self._progress_values, _min_scale(frame[1])
         )
         if survival is None:
             return None
@@ -677,28 +677,28 @@ class Forecaster:
         shape the line stops: convex progress speeds up, concave slows down, more the earlier the line), with the
         watched tasks' lines drawn as near counted as censored."""
         survival = self.line_readings.read(
-            entry.readings[-1][1], self.watch_version, self._line_values, _least(frame[1])
+            entry.readings[-1][1], self.watch_version, self._line_values, _min_scale(frame[1])
         )
         if survival is None:
             return None
         return _read(self.line.name, survival, frame, floor, level, False, point)
 
-    def _line_values(self, progress: int, least: float = 0.0) -> Near:
-        nearest = self.line_readings.nearest(progress, NEIGHBOURS, least)
+    def _line_values(self, progress: int, min_scale: float = 0.0) -> Near:
+        nearest = self.line_readings.nearest(progress, NEIGHBOURS, min_scale)
         if nearest is None or nearest[1] > LINE_REACH:
             return None
         values, reach = nearest
         censored: list[float] = []
         for other in self.watched.values():
             frame = _line(other)
-            if frame is not None and frame[1] >= least and abs(other.readings[-1][1] - progress) <= reach:
+            if frame is not None and frame[1] >= min_scale and abs(other.readings[-1][1] - progress) <= reach:
                 censored.append((other.last_seen - frame[0]) / frame[1])
         return values, censored
 
-    def _progress_values(self, progress: int, least: float = 0.0) -> Near:
+    def _progress_values(self, progress: int, min_scale: float = 0.0) -> Near:
         """The finished readings' multipliers nearest ``progress``, and the watched tasks' readings as near, as
         censored ones; ``None`` when too few are near."""
-        nearest = self.progress_readings.nearest(progress, NEIGHBOURS, least)
+        nearest = self.progress_readings.nearest(progress, NEIGHBOURS, min_scale)
         if nearest is None or nearest[1] > REACH:
             return None
         values, reach = nearest
@@ -706,7 +706,7 @@ class Forecaster:
             other.last_seen / at
             for other in self.watched.values()
             for at, seen in other.readings
-            if at >= least and at > 0 and abs(seen - progress) <= reach
+            if at >= min_scale and at > 0 and abs(seen - progress) <= reach
         ]
         return values, censored
 
@@ -719,7 +719,7 @@ class Forecaster:
         ]
 
 
-def _least(scale: float) -> float:
+def _min_scale(scale: float) -> float:
     """The least scale a multiplier must have been learned at to forecast a task of ``scale``: the power of two at
     or under ``scale / SCALE_REACH`` (a few thresholds, so that what was read at each is kept and shared)."""
     if scale <= 0.0 or not math.isfinite(scale):
