@@ -135,3 +135,20 @@ def test_contract_sweep_reports_every_lag(tmp_path: Path) -> None:
     for row in ("linear", "long"):
         for provider in ("apimart", "toapis", "minimax"):
             assert f"| {row} | {provider} |" in text
+
+
+def test_request_floor_counts_what_the_limiter_lets_through() -> None:
+    """The request floor (the least time in which the requests every client must send are answered under a row's
+    limit) follows the limiter: a burst goes at once, the rest at the rate; a fixed window lets a window's worth
+    through at each reset; no limit, no floor. It is what marks MiniMax's makespan goal out of reach on the limiter
+    rows (three limited requests per item, not two)."""
+    from benchmarks.bench_poller import LATENCY, REQUIRED_PER_ITEM, request_floor
+    from hailuo_async.simulator import RateLimit
+
+    bucket = RateLimit(kind="token_bucket", rate=20.0, burst=20.0)
+    assert request_floor(60, bucket, 0.0) == pytest.approx(2.0 + LATENCY, abs=0.06)  # 20 at once, 40 at 20/s
+    assert request_floor(20, bucket, 0.0) == pytest.approx(LATENCY)
+    window = RateLimit(kind="fixed_window", rate=20.0, window=1.0)
+    assert request_floor(41, window, 0.0) == pytest.approx(2.0 + LATENCY, abs=0.06)  # the third window's first
+    assert request_floor(100, None, 0.0) is None
+    assert REQUIRED_PER_ITEM["minimax"] == REQUIRED_PER_ITEM["apimart"] + 1
