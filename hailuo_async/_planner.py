@@ -55,6 +55,7 @@ class Entry:
         "lag",
         "last_seen",
         "listener",
+        "listening",
         "news",
         "readings",
         "request",
@@ -85,6 +86,7 @@ class Entry:
         self.version = 0
         self.urgent = False  # its next check is likely to find it finished
         self.waiting = False  # its next due moment is only a time to plan again, not a check
+        self.listening = False  # it is planned again on news of a finish, whatever its next due moment is
         self.news: int | None = None  # finishes known when its next check was planned on the beat (else None)
         self.request: HttpRequest | None = None  # the status request, built once
         self.state = TaskState.QUEUED
@@ -166,7 +168,7 @@ class Planner:
         step = max(self.AIM * lag - self.latency - self.fetch - 0.5 * self.grid, min(policy.min_interval, 0.5 * lag))
         beat = max(now, seen + step)  # the loop's next beat: one step after the last sighting, or now if overdue
         budget = entry.started + (entry.checks + 1) * lag  # the loop at max_lag sends no earlier
-        entry.waiting = entry.urgent = False
+        entry.waiting = entry.urgent = entry.listening = False
         entry.news = None
         if entry.role == "audit":
             if entry.checks and entry.trials is not None:
@@ -191,6 +193,9 @@ class Planner:
                 return max(budget, beat)  # the probes were not seen again in time: check it like the loop
             again = max(edge, now + self.WAIT_GROWTH * (now - entry.started))
             entry.waiting = again < latest
+            # Even when the gap's cap makes its next moment a check, the first finishes are news it must hear: it
+            # may end any moment once some have.
+            entry.listening = True
             entry.covered = max(entry.covered, finish.low)
             return min(again, latest)
         aimed = entry.started + finish.low + step

@@ -10,7 +10,8 @@ Tasks wait in two heaps ordered by their next check (O(log n) per check, whateve
 likely to find the task finished, served first when the provider's rate limit leaves room for fewer checks than are
 due, and the others. When each check comes is the planner's (:mod:`._planner`): its contract bounds the detection
 lag by ``PollPolicy.max_lag`` at the 95th percentile and the checks by those of a plain loop at ``max_lag``. A
-planned moment may be only a time to plan again (a task waiting for the first tasks' news): that costs no request.
+planned moment may be only a time to plan again (a task waiting for the first tasks' news): that costs no request;
+a task waiting for that news is planned again when it comes, even if its next moment is a check.
 The loop wakes on a coarse grid so that checks due together go out together. A 429 pauses the whole client through
 the pacer; one task's error never stops the loop; a task past its deadline gets :class:`GenerationTimeoutError`
 and is dropped.
@@ -90,7 +91,7 @@ class Poller:
         self._planner.grid = self._tick
         pacer = sender.pacer
         self._planner.scarce = lambda: pacer.rate_limited > 0 or pacer.fixed_rate is not None
-        self._waiting: dict[str, Entry] = {}  # tasks whose next due moment is a time to plan again
+        self._waiting: dict[str, Entry] = {}  # tasks planned again on news: waiting (next due: a plan) or listening
         self.webhook_lag: float | None = None
         """``max_lag`` of the safety-net polling of tasks whose provider was given a callback (:meth:`hooked`)."""
         self._hooked: set[str] = set()
@@ -160,7 +161,8 @@ class Poller:
             self._note_status(entry, status)
             self._finish(entry, status, now, url=status.video_url, expires=status.expires_at, exact=True)
             return True
-        entry.waiting, entry.urgent, entry.news = False, True, None
+        entry.waiting = entry.listening = False
+        entry.urgent, entry.news = True, None
         self._schedule(entry, now)
         return True
 
@@ -214,7 +216,7 @@ class Poller:
 
     def _schedule(self, entry: Entry, when: float) -> None:
         entry.version += 1
-        if entry.waiting:
+        if entry.waiting or entry.listening:
             self._waiting[entry.task.task_id] = entry
         else:
             self._waiting.pop(entry.task.task_id, None)
@@ -270,6 +272,9 @@ class Poller:
                 self._plan(entry, now)
                 continue
             entry.version += 1  # in flight: nothing else may fire it
+            if entry.listening:  # nor plan it again on news meanwhile: its answer does
+                entry.listening = False
+                self._waiting.pop(entry.task.task_id, None)
             return entry
 
     def _moved_on_news(self, entry: Entry, heap: list[tuple[float, int, str, int]], now: float) -> bool:
@@ -292,7 +297,7 @@ class Poller:
         if self._waiting and now - self._news_planned >= 1.0:
             self._news_planned = now
             for waiting in list(self._waiting.values()):
-                if self._entries.get(waiting.task.task_id) is waiting and waiting.waiting:
+                if self._entries.get(waiting.task.task_id) is waiting and (waiting.waiting or waiting.listening):
                     self._plan(waiting, now)
 
     # -- one check ----------------------------------------------------------------------------------------
@@ -435,7 +440,7 @@ class Poller:
             return
         logger.info("hailuo_async: status check of %s failed (%s); retrying", entry.task.task_id, type(exc).__name__)
         delay = min(self.policy.max_interval, retry_delay(entry.errors - 1, self.retry, floor))
-        entry.waiting = entry.urgent = False
+        entry.waiting = entry.urgent = entry.listening = False
         entry.news = None  # a retry's moment is not the planner's to move
         self._schedule(entry, self._capped(entry, now + max(delay, floor)))
 
@@ -444,7 +449,7 @@ class Poller:
         # The last check happens at the deadline itself, so a timeout is reported on time.
         if entry.deadline is None or when < entry.deadline:
             return when
-        entry.waiting = False
+        entry.waiting = entry.listening = False
         return entry.deadline
 
     def _past_deadline(self, entry: Entry, now: float, *, cause: BaseException | None = None) -> bool:

@@ -274,3 +274,40 @@ async def test_a_wait_for_news_needs_no_token() -> None:
     assert poller._next_due() is None
     popped = list(iter(poller._pop_due, None))
     assert entry in popped and not entry.waiting
+
+
+@pytest.mark.anyio
+async def test_a_task_whose_wait_is_cut_short_by_max_interval_still_hears_the_first_finish() -> None:
+    # Probes seen running 40 s after their submit: a task waiting with them would look again only after half its age
+    # more (60 s), which the max_interval cap (60 s) makes a check rather than a time to plan again. It must still be
+    # planned again when the first task finishes: from then on it may end any moment, and a check left at 60 s would
+    # find tasks that ended at 50 s ten seconds late (a batch of long tasks whose estimate said a quarter of it).
+    clock = FakeClock()
+    poller = _poller(clock)
+    start = clock.monotonic()
+    for index in range(Forecaster.PROBES):
+        poller.track(task(f"probe{index}", clock.time()), lambda outcome: None, deadline=None)
+    poller._forecaster.AUDIT = 0.0
+    poller.track(task("long", clock.time()), lambda outcome: None, deadline=None)
+    entry = poller._entries["long"]
+    poller._forecaster.probes_taken = 2 * Forecaster.PROBES  # as many more probes recruited as may be
+    clock.advance(40.0)
+    probes = [poller._entries[f"probe{index}"] for index in range(Forecaster.PROBES)]
+    for probe in probes:
+        poller._forecaster.saw(probe, 40.0)
+    poller._plan(entry, clock.monotonic())
+    assert not entry.waiting  # its next moment is a check: the cap's
+    assert _due(poller, entry) == pytest.approx(start + 60.0)
+    clock.advance(1.0)
+    poller._learn(probes[0], clock.monotonic(), exact=True)  # the first finish
+    assert _due(poller, entry) <= clock.monotonic() + LAG  # planned again on the news: a beat away, not at 60 s
+
+
+def _due(poller: Poller, entry: Entry) -> float:
+    """When ``entry`` is next due in ``poller``'s schedule."""
+    (due,) = [
+        when
+        for when, _, task_id, version in poller._heap + poller._routine
+        if task_id == entry.task.task_id and version == entry.version
+    ]
+    return due
