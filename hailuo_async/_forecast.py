@@ -84,6 +84,11 @@ PRIOR_ESTIMATE = (0.15, 2.0)
 """Range assumed for the multiplier of the provider's estimate before any task has finished. Estimates four times
 too long are seen in the wild (apimart has answered ``estimated_time`` 600 for an ``actual_time`` of 155), and
 noisier ones go further: a range that stopped at a quarter had a batch's first checks come seconds late."""
+ESTIMATE_LEAST = 4.0
+"""Least ``estimated_time`` (seconds) the estimate sources read. Providers give it in whole seconds, so a smaller one
+may be off by a quarter of itself or more from rounding alone: a multiplier learned from an estimate of 1 s (a
+5-second task: 5) says nothing of a task estimated at 2 s (8 seconds: 4), yet both are estimates a quarter of the
+truth. Real generations take tens of seconds or more."""
 SCORE_DECAY = 0.98
 """Weight each older score keeps when a new one comes: a source's record follows the provider as it changes."""
 SCORED = 15.0
@@ -349,11 +354,13 @@ def _durations(entry: Readings) -> Frame:
 
 
 def _estimate(entry: Readings) -> Frame | None:
-    return None if entry.estimate is None else (0.0, entry.estimate[1])
+    estimate = entry.estimate
+    return None if estimate is None or estimate[1] < ESTIMATE_LEAST else (0.0, estimate[1])
 
 
 def _estimate_left(entry: Readings) -> Frame | None:
-    return entry.estimate
+    estimate = entry.estimate
+    return None if estimate is None or estimate[1] < ESTIMATE_LEAST else estimate
 
 
 def _line(entry: Readings) -> Frame | None:

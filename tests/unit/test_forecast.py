@@ -11,6 +11,7 @@ import statistics
 import pytest
 
 from hailuo_async._forecast import (
+    ESTIMATE_LEAST,
     LEAST,
     RISK,
     SCORED,
@@ -197,6 +198,21 @@ def test_quick_tasks_do_not_forecast_tasks_many_times_longer() -> None:
     estimated(forecaster, "long", 60.0, [60.0 + 2.0 * index / 40 for index in range(40)])
     learned = next(f for f in forecaster.candidates(long, 1.0) if f.source == "estimate")
     assert not learned.prior and 59.0 < learned.low <= 60.5
+
+
+def test_an_estimate_of_a_few_whole_seconds_is_not_read() -> None:
+    # Estimates come in whole seconds. Tasks of 5-6 s estimated at "1" give multipliers of 5-6; a task of 8 s
+    # estimated at "2" (the same estimate, a quarter of the truth) would be told it cannot end before 10 s. So an
+    # estimate under ESTIMATE_LEAST is read by neither estimate source, nor learned from; a larger one is.
+    forecaster = Forecaster(random.Random(7))
+    estimated(forecaster, "quick", 1.0, [5.0 + index / 40 for index in range(40)])
+    assert len(forecaster.estimate.sample) == len(forecaster.estimate_left.sample) == 0
+    two = Task()
+    forecaster.observe(two, running(eta=2.0), 1.0)
+    two.last_seen = 1.0
+    assert {f.source for f in forecaster.candidates(two, 1.0)} <= {"durations"}
+    estimated(forecaster, "longer", ESTIMATE_LEAST, [16.0 + index / 40 for index in range(40)])
+    assert len(forecaster.estimate.sample) == 40
 
 
 def test_a_task_overdue_by_one_reading_of_the_estimate_is_polled_on_the_beat() -> None:
