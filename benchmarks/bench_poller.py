@@ -98,6 +98,10 @@ UNIFORM = GenerationTimes(kind="uniform", low=5.0, high=20.0, min=0.0, max=None)
 """Generation time of every row but the log-normal one: uniform in 5-20 s."""
 LIMIT_RATE = 20.0
 """Sustained requests per second of every limiter row."""
+AGE_BIN = 2.0
+"""Width (s) of the task-age bins status requests are counted in: where in its tasks' lives a contender spends them."""
+AGE_BINS = 12
+"""Bins counted; the last holds every older task."""
 WEBHOOK_URL = "http://127.0.0.1:9"
 """``Webhook.public_url`` of the webhook contender: never bound (deliveries are handed to the client directly)."""
 FALLBACK_LAG = 30.0
@@ -295,6 +299,8 @@ class InProcessProvider:
         self.requests: collections.Counter[str] = collections.Counter()
         self.limited: collections.Counter[str] = collections.Counter()
         self.accepted_at: list[float] = []
+        self.status_ages: collections.Counter[int] = collections.Counter()
+        """Status requests answered, by the age of their task (seconds since its creation) in :data:`AGE_BIN` bins."""
         self._request_ids = 0
         self.deliver: Deliver | None = None
         self.group: anyio.abc.TaskGroup | None = None
@@ -402,6 +408,7 @@ class InProcessProvider:
         if task is None:
             return self.error("not_found")
         now = state.timebase.now()
+        self.status_ages[min(int((now - task.created) // AGE_BIN), AGE_BINS - 1)] += 1
         phase, progress = task.state(now)
         video = None
         if phase == "completed" and self.name != "minimax":
@@ -913,6 +920,7 @@ def figures(run: Run, wall: float) -> dict[str, Any]:
         "tasks_created": len(tasks),
         "status_requests": sim.requests["status"],
         "status_requests_per_item": sim.requests["status"] / items,
+        "status_per_item_by_age": [sim.status_ages[index] / items for index in range(AGE_BINS)],
         "requests": requests,
         "requests_by_route": dict(sim.requests),
         "rate_limited": limited,
@@ -1159,6 +1167,30 @@ def tradeoff_table(runs: list[dict[str, Any]], names: Sequence[str]) -> list[str
     return lines
 
 
+def ages_table(runs: list[dict[str, Any]]) -> list[str]:
+    """Status requests per item by task age on the progress rows: the library at max_lag 2 beside the 2 s loop."""
+    library, loop = Contender("library", TABLE_LAG).name, Contender("loop", 2.0).name
+    by = {(run["row"], run["provider"], run["contender"]): run for run in runs}
+    bins = [f"{AGE_BIN * index:g}-{AGE_BIN * (index + 1):g}" for index in range(AGE_BINS - 1)]
+    lines = [
+        "| row | provider | " + " | ".join(bins) + f" | {AGE_BIN * (AGE_BINS - 1):g}+ s | all |",
+        "|---|---|" + "---|" * (AGE_BINS + 1),
+    ]
+    for row_key, provider in sorted({(run["row"], run["provider"]) for run in runs}, key=_order):
+        if _row(row_key).kind != "shape":
+            continue
+        lib, base = by.get((row_key, provider, library)), by.get((row_key, provider, loop))
+        if lib is None or base is None:
+            continue
+        cells = [
+            f"{mine:.2f} / {theirs:.2f}"
+            for mine, theirs in zip(lib["status_per_item_by_age"], base["status_per_item_by_age"], strict=True)
+        ]
+        total = f"{lib['status_requests_per_item']:.2f} / {base['status_requests_per_item']:.2f}"
+        lines.append(f"| {row_key} | {provider} | " + " | ".join(cells) + f" | {total} |")
+    return lines
+
+
 def _row(key: str) -> Row:
     return next(row for row in ROWS if row.key == key)
 
@@ -1187,6 +1219,17 @@ def render(report: dict[str, Any]) -> str:
         "## Trade-off: status req/item / p95 lag s, every contender",
         "",
         *tradeoff_table(report["runs"], [name for name in names if name != WEBHOOK_CONTENDERS[0].name]),
+        "",
+    ]
+    ages_section = [
+        f"## Where the checks go: status requests per item by task age ({AGE_BIN:g} s bins; library at max_lag "
+        f"{TABLE_LAG:g} / loop 2 s)",
+        "",
+        "On a batch submitted at once, nothing is known until its first tasks end; after that, the library checks a "
+        "task whose progress moves to read it, again to draw its line, and once it ends: the bins show where the "
+        "checks it saves come from.",
+        "",
+        *ages_table(report["runs"]),
         "",
     ]
     webhook_section = [
@@ -1223,6 +1266,7 @@ def render(report: dict[str, Any]) -> str:
         *(results_section if len(hooked) < len(report["runs"]) else []),
         *(webhook_section if hooked else []),
         *(tradeoff_section if any(row["kind"] == "shape" for row in report["rows"]) else []),
+        *(ages_section if any(row["kind"] == "shape" for row in report["rows"]) else []),
         "Runs that did not finish every item: "
         + (
             ", ".join(f"{run['row']} / {run['provider']} / {run['contender']} ({_outcome(run)})" for run in unfinished)

@@ -87,6 +87,9 @@ def test_poller_benchmark_writes_a_well_formed_report(tmp_path: Path) -> None:
         for key in ("status_requests_per_item", "lag_p50_s", "lag_p95_s", "lag_p99_s", "makespan_s", "lower_bound_s"):
             assert isinstance(run[key], (int, float)), (run["contender"], key, run[key])
         assert run["rate_limited"] == 0
+        # Every status request answered is counted in one age bin (no limiter here: none was refused).
+        assert sum(run["status_per_item_by_age"]) == pytest.approx(run["status_requests_per_item"]), run
+    assert "## Where the checks go" in (tmp_path / "tiny.md").read_text()
     assert report["goals"]
     assert all(isinstance(goal["passed"], bool) and goal["goal"] for goal in report["goals"])
     assert not list(tmp_path.glob("*.png"))  # no plot unless asked: matplotlib is not needed
