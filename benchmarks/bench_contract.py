@@ -21,7 +21,7 @@ from pathlib import Path
 
 from hailuo_async.simulator import GenerationTimes
 
-from .bench_poller import PROVIDERS, ROWS, Contender, Row, Run, play
+from .bench_poller import PROVIDERS, ROWS, SETTLE, Contender, Row, Run, play
 from .harness import RESULTS
 
 LONG = Row(
@@ -99,7 +99,7 @@ def sweep(lag: float, rows: tuple[Row, ...], seeds: tuple[int, ...], items: int)
                     contender=Contender("library", lag),
                     items=items,
                     seed=seed,
-                    settle=20,
+                    settle=SETTLE,
                     submit_budget=False,
                 )
                 figures = play(run, timeout=None)

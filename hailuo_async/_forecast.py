@@ -26,7 +26,9 @@ its peers did falls back to the provider's loop (the planner's contract) instead
 running, lie beyond it) is polled on the beat, whatever the others say, since a source that describes the batch well
 (the estimate a provider gives, where it means the whole time) knows the task should have ended by now, and another
 (the same estimate read as the time left) may not. A multiplier forecasts only tasks at most :data:`SCALE_REACH`
-times the scale it was learned at, so the errors it carries in seconds are not multiplied with it. The narrowest
+times the scale it was learned at, so the errors it carries in seconds are not multiplied with it, and every low
+quantile comes as much earlier as the finishes it was learned from may be off (a finish is known only between the
+check that last saw the task going and the one that found it ended). The narrowest
 available source wins. Sources are scored on "audit" tasks (polled like a plain loop, so their finish is
 known within the aimed lag): a source whose low quantile misses more often than promised is read at a lower
 quantile, and dropped while it misses far too often.
@@ -472,6 +474,7 @@ class Forecaster:
         self.watch_version = 0  # counts changes of the watched tasks: what was read from them holds while unchanged
         self.probes_taken = 0
         self.finishes = 0  # tasks finished so far
+        self.finish_error = 0.0  # give or take how much (s) the finishes learned from were known, smoothed
 
     # -- what each task is -------------------------------------------------------------------------------
 
@@ -562,6 +565,7 @@ class Forecaster:
         multipliers of the last moments would otherwise be mostly that error."""
         self.forget(task_id)
         self.finishes += 1
+        self.finish_error += 0.1 * (error - self.finish_error)
         self.durations.sample.add(duration)
         for source in (self.estimate, self.estimate_left):
             frame = source.frame(entry)
@@ -599,7 +603,9 @@ class Forecaster:
                 forecast = self._read_line(entry, frame, floor, level, point)
             else:
                 survival, prior = source.survival(watched, self.watch_version, min_scale)
-                slack = point if source is self.line else 0.0
+                # What was learned from finishes known give or take some time is off by as much: the low quantile
+                # comes that much earlier (the line's is off by the time a progress point takes).
+                slack = point if source is self.line else self.finish_error
                 forecast = _read(source.name, survival, frame, floor, level, prior, slack)
             if forecast is not None:
                 found.append(forecast)

@@ -215,6 +215,22 @@ def test_an_estimate_of_a_few_whole_seconds_is_not_read() -> None:
     assert len(forecaster.estimate.sample) == 40
 
 
+def test_what_was_learned_from_finishes_known_roughly_is_read_that_much_earlier() -> None:
+    # Forty tasks found finished 10-10.4 s after their submit, each known only to within 0.5 s (its last check found
+    # it going half a second earlier at most): a task may end 0.5 s before the earliest of them, and the durations'
+    # low quantile says so. Known exactly, it does not move.
+    def low(error: float) -> float:
+        forecaster = Forecaster(random.Random(8))
+        for index in range(40):
+            forecaster.finished(f"d{index}", Task(), 10.0 + 0.01 * index, error)
+        found = {f.source: f for f in forecaster.candidates(Task(), 0.0)}
+        return found["durations"].low
+
+    exact, rough = low(0.0), low(0.5)
+    assert 9.8 < exact < 10.1  # about the earliest finish
+    assert rough == pytest.approx(exact - 0.5, abs=0.01)  # the error, smoothed over forty finishes
+
+
 def test_a_task_overdue_by_one_reading_of_the_estimate_is_polled_on_the_beat() -> None:
     # The provider's estimate is a quarter of the whole time. Read as the whole time it is right: every task took
     # four times its estimate, 40-42 s. Read as the time left it fits tasks read early, and tells one first read at
