@@ -86,7 +86,8 @@ class Entry:
         self.version = 0
         self.urgent = False  # its next check is likely to find it finished
         self.waiting = False  # its next due moment is only a time to plan again, not a check
-        self.listening = False  # it is planned again on news of a finish, whatever its next due moment is
+        self.listening = False  # it is planned again on news of a finish, whatever its next due moment is (always
+        # so while ``waiting``)
         self.news: int | None = None  # finishes known when its next check was planned on the beat (else None)
         self.request: HttpRequest | None = None  # the status request, built once
         self.state = TaskState.QUEUED

@@ -91,7 +91,7 @@ class Poller:
         self._planner.grid = self._tick
         pacer = sender.pacer
         self._planner.scarce = lambda: pacer.rate_limited > 0 or pacer.fixed_rate is not None
-        self._waiting: dict[str, Entry] = {}  # tasks planned again on news: waiting (next due: a plan) or listening
+        self._waiting: dict[str, Entry] = {}  # tasks planned again on news (listening; some only waiting for it)
         self.webhook_lag: float | None = None
         """``max_lag`` of the safety-net polling of tasks whose provider was given a callback (:meth:`hooked`)."""
         self._hooked: set[str] = set()
@@ -216,7 +216,7 @@ class Poller:
 
     def _schedule(self, entry: Entry, when: float) -> None:
         entry.version += 1
-        if entry.waiting or entry.listening:
+        if entry.listening:  # a task waiting for news (entry.waiting) always listens for it
             self._waiting[entry.task.task_id] = entry
         else:
             self._waiting.pop(entry.task.task_id, None)
@@ -297,7 +297,7 @@ class Poller:
         if self._waiting and now - self._news_planned >= 1.0:
             self._news_planned = now
             for waiting in list(self._waiting.values()):
-                if self._entries.get(waiting.task.task_id) is waiting and (waiting.waiting or waiting.listening):
+                if self._entries.get(waiting.task.task_id) is waiting and waiting.listening:
                     self._plan(waiting, now)
 
     # -- one check ----------------------------------------------------------------------------------------
