@@ -56,6 +56,15 @@ check at this quantile of the task's finish (plus the lag)."""
 LEAST = 8
 """Tasks (finished or still running) a source needs to have seen beyond a task's floor to forecast it, and finished
 tasks it needs before its prior (where it has one) is left out."""
+SPREAD_RISK = 0.02
+"""Most chance, per chance of ending before it, that a check past the beat finds a task ended more than ``max_lag``
+before (see ``_spread_risk``)."""
+RISK_ALLOWANCE = 0.02
+"""A task's chance, over its life, of being found late by checks that take more risk than :data:`SPREAD_RISK`
+allows (see ``_spread_risk``)."""
+SPREAD_LEVELS = (1.0, 1.0 / 3.0, 0.1, 1.0 / 30.0, 0.01, 1.0 / 300.0)
+"""Shares of a source's level its low quantile may be read at, the highest first, so that the risk of a check past
+the beat stays within its share (see ``_spread_risk``)."""
 WATCHED = 48
 """Most running tasks whose sightings are counted as censored values ("took longer than that so far"): the probes
 and the running audits, checked like a loop, so their last sightings are fresh."""
@@ -230,7 +239,7 @@ class Finish:
     has finished yet. ``overdue``: the task has outlived what the source's multipliers allow (``low`` is the floor);
     it is to be polled on the beat."""
 
-    __slots__ = ("_high", "_reading", "bound", "low", "median", "overdue", "prior", "source")
+    __slots__ = ("_high", "_reading", "basis", "bound", "charged", "low", "median", "overdue", "prior", "source")
 
     def __init__(
         self,
@@ -242,8 +251,12 @@ class Finish:
         bound: bool = False,
         reading: tuple[Survival, float, Frame] | None = None,
         overdue: bool = False,
+        basis: tuple[float, float] = (RISK, 0.0),
     ) -> None:
         self.overdue = overdue
+        # What ``low`` was read from, at which level, and how much earlier still it was put.
+        self.basis: tuple[tuple[Survival, float, Frame] | None, float, float] = (reading, *basis)
+        self.charged = 0.0  # the risk taken beyond the spread's share, to be charged to the task's allowance
         self.low = low
         self.median = median
         self.source = source
@@ -261,6 +274,19 @@ class Finish:
             quantile = survival.quantile(least, 1.0 - RISK)
             self._high = None if quantile is None else offset + scale * quantile
         return self._high
+
+    def allowance_after(self, allowance: float, moment: float) -> float:
+        """A task's risk allowance (:data:`RISK_ALLOWANCE` at most, per chance of still running) once a check aimed
+        from this forecast at ``moment`` (seconds since its submit) finds it still going: less what was charged,
+        divided by the chance, given the reading, that it would still be going then. Unchanged (the same object)
+        where nothing was charged: most tasks never take that risk, and a float per task costs memory."""
+        reading = self.basis[0]
+        if not self.charged or reading is None:
+            return allowance
+        survival, least, (offset, scale) = reading
+        top = survival.level_at(least)
+        going = max(survival.level_at((moment - offset) / scale) / top, 0.01) if top > 0.0 else 1.0
+        return min(RISK_ALLOWANCE, max(0.0, allowance - self.charged) / going)
 
     @property
     def width(self) -> float:
@@ -629,7 +655,7 @@ class Forecaster:
             self._probe_age = (self.watch_version, ages[len(ages) // 2])
         return self._probe_age[1]
 
-    def forecast(self, entry: Readings, floor: float) -> Finish | None:
+    def forecast(self, entry: Readings, floor: float, step: float = 0.0, allowance: float = math.inf) -> Finish | None:
         """The best forecast of the finish of a task still running ``floor`` seconds after its submit, or ``None``
         when nothing usable is known or a learned source but the durations finds it overdue (the planner then polls
         it like a plain loop): the narrowest of those learned from finished tasks; else the narrowest read with a
@@ -659,6 +685,7 @@ class Forecaster:
         best = best or assumed or bound
         if best is None or best.bound:
             return best
+        best = _spread_risk(best, floor, step, allowance)
         low = min(
             [best.low]
             + [
@@ -777,7 +804,50 @@ def _read(
         name,
         prior=prior,
         reading=(survival, least, frame),
+        basis=(level, slack),
     )
+
+
+def _spread_risk(forecast: Finish, floor: float, step: float, allowance: float) -> Finish:
+    """The forecast with its low quantile read low enough that the task's chance of being found late stays within
+    :data:`SPREAD_RISK` plus :data:`RISK_ALLOWANCE` over its whole life.
+
+    A check aimed past the next beat risks finding the task ended more than ``max_lag`` before: given the task was
+    running at ``floor``, the chance of that is the level ``a`` its low quantile was read at. Taken at every check,
+    those chances add up: a task that could end any moment over a long spread (durations spread evenly, or an
+    unknown amount of queueing) would be skipped past many beats, each at that risk, and far more than the contract
+    allows would be found late. So a level is allowed where either
+
+    - its risk is at most :data:`SPREAD_RISK` of the chance that the task ends before the check, which holds when
+      the check comes no earlier than the ``a / SPREAD_RISK`` quantile (the highest of :data:`SPREAD_LEVELS` that
+      does): such risks add up to at most :data:`SPREAD_RISK` over a life, whatever the spread; or
+    - the task's ``allowance`` still covers it: the rest of :data:`RISK_ALLOWANCE`, per chance of still running,
+      which the risk taken is then charged to (``charged``): one long skip where the forecast pins the finish down
+      (a progress reading, or the wait for the batch's shortest duration), not one at every check.
+
+    A forecast read through a prior is left as it is: the prior is wide on purpose, so its levels overstate the
+    risk, and it stands only until a few tasks have finished."""
+    reading, level, slack = forecast.basis
+    if reading is None or forecast.prior or step <= 0.0 or allowance >= level:
+        return forecast
+    survival, least, (offset, scale) = reading
+    spread = 0.0
+    for share in SPREAD_LEVELS:
+        low = survival.quantile(least, level * share)
+        if low is None:
+            break
+        covered = survival.quantile(least, min(level * share / SPREAD_RISK, 1.0 - RISK))
+        if covered is not None and scale * (covered - low) <= step:
+            spread = level * share
+            break
+    chosen = max(spread, allowance)
+    if chosen >= level:
+        return forecast
+    quantile = survival.quantile(least, chosen) if chosen > 0.0 else None
+    low = floor if quantile is None else max(floor, min(forecast.low, offset + scale * quantile - slack))
+    found = Finish(low, forecast.median, forecast.source, prior=forecast.prior, reading=reading, basis=(chosen, slack))
+    found.charged = chosen if chosen > spread else 0.0
+    return found
 
 
 def _point_time(entry: Readings) -> float:

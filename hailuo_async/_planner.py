@@ -31,7 +31,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ._config import PollPolicy
-from ._forecast import Forecaster, Role
+from ._forecast import RISK_ALLOWANCE, Forecaster, Role
 from ._http import HttpRequest
 from ._models import Task, TaskState, TaskStatus
 
@@ -45,6 +45,7 @@ class Entry:
     """What the poller keeps about one tracked task: its schedule, its answers and the evidence they gave."""
 
     __slots__ = (
+        "allowance",
         "callbacks",
         "checks",
         "covered",
@@ -83,6 +84,7 @@ class Entry:
         self.undecodable = 0  # status answers in a row that could not be decoded
         self.last_seen = 0.0  # seconds from submit to the latest answer that found it still going
         self.covered = 0.0  # seconds from submit until which the evidence said it would very likely still go
+        self.allowance = RISK_ALLOWANCE  # the risk its checks may still take beyond the spread's share
         self.version = 0
         self.urgent = False  # its next check is likely to find it finished
         self.waiting = False  # its next due moment is only a time to plan again, not a check
@@ -175,7 +177,7 @@ class Planner:
             if entry.checks and entry.trials is not None:
                 entry.trials.extend(self.forecaster.trials(entry, entry.last_seen))
             return max(budget, beat)
-        finish = self.forecaster.forecast(entry, entry.last_seen)
+        finish = self.forecaster.forecast(entry, entry.last_seen, step, entry.allowance)
         if finish is None or (finish.bound and entry.role == "probe"):
             entry.news = self.forecaster.finishes
             return max(budget, beat)  # nothing usable known (a probe is what the others wait for): the plain loop
@@ -206,6 +208,7 @@ class Planner:
             return max(budget, beat)
         entry.urgent = finish.median is not None and aimed >= entry.started + finish.median
         entry.covered = max(entry.covered, finish.low)
+        entry.allowance = finish.allowance_after(entry.allowance, finish.low + step)
         if policy.jitter:
             aimed -= self.rng.uniform(0.0, policy.jitter) * (aimed - beat)  # earlier only, never before the beat
         return max(budget, min(aimed, latest))
