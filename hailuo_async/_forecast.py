@@ -110,7 +110,8 @@ DROP = 4.0
 
 class Readings(Protocol):
     """One task's evidence, kept by the poller: its latest progress readings strictly between 0 and 100 as
-    ``(seconds since submit, percent)``, the provider's first estimate as ``(seconds since submit, seconds)``,
+    ``(seconds since submit, percent)`` (after one of 0, when an answer before the first found it going with no
+    progress), the provider's first estimate as ``(seconds since submit, seconds)``,
     the low quantiles each source gave at its checks when the task is audited, when (seconds since submit) it
     was last seen still going (moved only through :meth:`Forecaster.saw`, which keeps what is read from the watched
     tasks current), and the frames its sources predicted from (``(source, offset, scale, percent)``,
@@ -400,14 +401,20 @@ def _line(entry: Readings) -> Frame | None:
         return None
     last = readings[-1]
     for earlier in reversed(readings[:-1]):
-        if last[1] - earlier[1] >= SPAN:
+        if earlier[1] and last[1] - earlier[1] >= SPAN:  # not from a reading of 0: the start lies after it
             end = _line_end(earlier, last)
             return None if end is None else (last[0], end - last[0])
     return None
 
 
 def _progress(entry: Readings) -> Frame | None:
-    return (0.0, entry.readings[-1][0]) if entry.readings and entry.readings[-1][0] > 0 else None
+    """The progress source's frame: the time since the task was last seen not started (its submit, unless an answer
+    found it going with no progress yet), up to its latest reading."""
+    readings = entry.readings
+    if not readings:
+        return None
+    start = readings[0][0] if readings[0][1] == 0 else 0.0
+    return (start, readings[-1][0] - start) if readings[-1][0] > start else None
 
 
 class _ByProgress:
@@ -553,9 +560,14 @@ class Forecaster:
             if readings and readings[-1][1] == progress:
                 readings[-1] = (elapsed, progress)  # stalled: the latest reading of that level says most
             else:
+                if not readings and entry.last_seen > 0.0:
+                    # The answer before found it going with no progress: not started then (queued, or not yet
+                    # counting). Kept as a reading of 0, it is where the progress source counts the task's time
+                    # from, so an unknown, varying wait in a queue is not read as slow progress.
+                    readings.append((entry.last_seen, 0))
                 readings.append((elapsed, progress))
-                if len(readings) > 4:
-                    del readings[1]  # the first reading stays: the longest line is the steadiest
+                if len(readings) > 4 + (readings[0][1] == 0):
+                    del readings[1 + (readings[0][1] == 0)]  # the first readings stay: the longest line is steadiest
 
     def saw(self, entry: Readings, elapsed: float) -> None:
         """A status answer ``elapsed`` seconds after the submit found the task still going (after :meth:`observe`):
