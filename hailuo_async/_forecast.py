@@ -106,6 +106,16 @@ SCORED = 15.0
 """Weight of scores a source needs before its record counts."""
 DROP = 4.0
 """A source missing more than this many times the promised rate is not used (its weight is lost)."""
+LATE_ODDS = 10.0
+LATE_ALARM = 9.0
+LATE_FADE = 0.3
+"""Every task, not only the audited few, tells whether a source's forecasts come late (a provider faster than what
+the batch showed so far): each check aimed from it had a chance, as the source said, of finding the task ended. The
+log-likelihood ratio of "the odds were really ``LATE_ODDS`` times those" against "as said" is summed over those
+checks (CUSUM); past ``LATE_ALARM`` (odds of ``e ** 9``, some 8,000 to one) the source is not used, and the checks
+already aimed from forecasts are planned again, until the sum fades by ``LATE_FADE`` per finish. A check given a 5 %
+chance that finds the task ended adds 1.9 (one that finds it going takes 0.4 off), one given a third adds 0.9: a
+source whose forecasts come a whole spread late is dropped within five to ten such tasks."""
 
 
 class Readings(Protocol):
@@ -276,18 +286,24 @@ class Finish:
             self._high = None if quantile is None else offset + scale * quantile
         return self._high
 
+    def going(self, moment: float) -> float:
+        """The chance, as this forecast's reading says, that the task is still going at ``moment`` (1 without a
+        reading)."""
+        reading = self.basis[0]
+        if reading is None:
+            return 1.0
+        survival, least, (offset, scale) = reading
+        top = survival.level_at(least)
+        return survival.level_at((moment - offset) / scale) / top if top > 0.0 else 1.0
+
     def allowance_after(self, allowance: float, moment: float) -> float:
         """A task's risk allowance (:data:`RISK_ALLOWANCE` at most, per chance of still running) once a check aimed
         from this forecast at ``moment`` (seconds since its submit) finds it still going: less what was charged,
         divided by the chance, given the reading, that it would still be going then. Unchanged (the same object)
         where nothing was charged: most tasks never take that risk, and a float per task costs memory."""
-        reading = self.basis[0]
-        if not self.charged or reading is None:
+        if not self.charged:
             return allowance
-        survival, least, (offset, scale) = reading
-        top = survival.level_at(least)
-        going = max(survival.level_at((moment - offset) / scale) / top, 0.01) if top > 0.0 else 1.0
-        return min(RISK_ALLOWANCE, max(0.0, allowance - self.charged) / going)
+        return min(RISK_ALLOWANCE, max(0.0, allowance - self.charged) / max(self.going(moment), 0.01))
 
     @property
     def width(self) -> float:
@@ -334,6 +350,7 @@ class _Source:
         self.prior = [] if prior is None else [prior[0] + (prior[1] - prior[0]) * i / 32 for i in range(33)]
         self.misses = 0.0
         self.scored = 0.0
+        self.drift = 0.0  # how many more of its aimed checks found the task ended than it said (see LATE_SLACK)
         self._cached_by: dict[float, tuple[tuple[int, int], Survival, bool]] = {}
 
     def survival(self, watched: Collection[Readings], version: int, min_scale: float = 0.0) -> tuple[Survival, bool]:
@@ -365,9 +382,27 @@ class _Source:
         self.misses = self.misses * SCORE_DECAY + missed
         self.scored = self.scored * SCORE_DECAY + 1.0
 
+    def aimed(self, chance: float, ended: bool) -> None:
+        """A check aimed from this source's forecast, with this chance of finding the task ended, did or did not:
+        the log-likelihood ratio of "its forecasts come late" (the odds were really :data:`LATE_ODDS` times those
+        given) against "they hold" is added up (CUSUM: never below 0)."""
+        chance = min(max(chance, 1e-3), 1.0 - 1e-3)
+        odds = LATE_ODDS * chance / (1.0 - chance)
+        late = odds / (1.0 + odds)
+        step = math.log(late / chance) if ended else math.log((1.0 - late) / (1.0 - chance))
+        self.drift = max(0.0, self.drift + step)
+
+    def late(self) -> bool:
+        """Whether its aimed checks have found tasks ended far more often than it said they would: its forecasts
+        come late (the provider got faster than what the batch showed so far)."""
+        return self.drift > LATE_ALARM
+
     def level(self) -> float | None:
         """The quantile to read this source at: :data:`RISK` while it keeps its promise, lower while it misses,
-        ``None`` (not used) while it misses far too often."""
+        ``None`` (not used) while it misses far too often, or while its aimed checks find tasks ended far more
+        often than it said they would."""
+        if self.late():
+            return None
         if self.scored < SCORED:
             return RISK
         rate = self.misses / self.scored
@@ -507,6 +542,9 @@ class Forecaster:
         self.watch_version = 0  # counts changes of the watched tasks: what was read from them holds while unchanged
         self.probes_taken = 0
         self.finishes = 0  # tasks finished so far
+        self.alarms = (
+            0  # times a source was found to forecast late (checks aimed from forecasts are then planned again)
+        )
         self.finish_error = 0.0  # give or take how much (s) the finishes learned from were known, smoothed
 
     # -- what each task is -------------------------------------------------------------------------------
@@ -603,6 +641,8 @@ class Forecaster:
         multipliers of the last moments would otherwise be mostly that error."""
         self.forget(task_id)
         self.finishes += 1
+        for source in self.sources:
+            source.drift = max(0.0, source.drift - LATE_FADE)
         self.finish_error += 0.1 * (error - self.finish_error)
         self.durations.sample.add(duration)
         for source in (self.estimate, self.estimate_left):
@@ -761,6 +801,23 @@ class Forecaster:
             if at >= min_scale and at > 0 and abs(seen - progress) <= reach
         ]
         return values, censored
+
+    def aimed(self, source: str | None, chance: float, *, ended: bool) -> bool:
+        """A check aimed from ``source``'s forecast, which gave it ``chance`` of finding the task ended, did or did
+        not: count it to that source's record. Whether the source is still trusted."""
+        found = None if source is None else self._by_name.get(source)
+        if found is None:
+            return False
+        trusted = not found.late()
+        found.aimed(chance, ended)
+        if trusted and found.late():
+            self.alarms += 1
+        return trusted
+
+    def aimed_from(self, entry: Readings) -> str | None:
+        """The source that would aim a task's check now (``None`` if none would)."""
+        forecast = self.forecast(entry, entry.last_seen)
+        return None if forecast is None else forecast.source
 
     def trials(self, entry: Readings, floor: float) -> list[tuple[str, float]]:
         """Every usable source's low quantile for an audited task, to score once its finish is known."""

@@ -38,6 +38,9 @@ from ._models import Task, TaskState, TaskStatus
 if TYPE_CHECKING:
     from ._poller import Callback
 
+AIM_LEAST = 1e-6
+"""The least chance an aimed check is recorded with (0 means the check was not aimed)."""
+
 __all__ = ["Entry", "Planner"]
 
 
@@ -45,6 +48,7 @@ class Entry:
     """What the poller keeps about one tracked task: its schedule, its answers and the evidence they gave."""
 
     __slots__ = (
+        "aim",
         "allowance",
         "callbacks",
         "checks",
@@ -85,6 +89,7 @@ class Entry:
         self.last_seen = 0.0  # seconds from submit to the latest answer that found it still going
         self.covered = 0.0  # seconds from submit until which the evidence said it would very likely still go
         self.allowance = RISK_ALLOWANCE  # the risk its checks may still take beyond the spread's share
+        self.aim = 0.0  # the chance its next check, aimed from a learned forecast, was given of finding it ended
         self.version = 0
         self.urgent = False  # its next check is likely to find it finished
         self.waiting = False  # its next due moment is only a time to plan again, not a check
@@ -178,6 +183,9 @@ class Planner:
                 entry.trials.extend(self.forecaster.trials(entry, entry.last_seen))
             return max(budget, beat)
         finish = self.forecaster.forecast(entry, entry.last_seen, step, entry.allowance)
+        if entry.aim:  # the check aimed from a forecast found the task still going
+            self.forecaster.aimed(None if finish is None else finish.source, entry.aim, ended=False)
+            entry.aim = 0.0
         if finish is None or (finish.bound and entry.role == "probe"):
             entry.news = self.forecaster.finishes
             return max(budget, beat)  # nothing usable known (a probe is what the others wait for): the plain loop
@@ -209,15 +217,20 @@ class Planner:
         entry.urgent = finish.median is not None and aimed >= entry.started + finish.median
         entry.covered = max(entry.covered, finish.low)
         entry.allowance = finish.allowance_after(entry.allowance, finish.low + step)
+        if not finish.prior:  # a prior is wide on purpose: its chances are not scored
+            entry.aim = max(1.0 - finish.going(finish.low + step), AIM_LEAST)
         if policy.jitter:
             aimed -= self.rng.uniform(0.0, policy.jitter) * (aimed - beat)  # earlier only, never before the beat
         return max(budget, min(aimed, latest))
 
-    @staticmethod
-    def duration(entry: Entry, now: float) -> tuple[float, float]:
+    def duration(self, entry: Entry, now: float) -> tuple[float, float]:
         """How long a task found ended at ``now`` took, and give or take how much: the middle of when it likely
         ended, after its last answer and after the low quantile its last check was aimed from. Should that forecast
-        be wrong, the audits tell (:mod:`._forecast` scores every source on them) and the source loses its weight."""
+        be wrong, the audits tell (:mod:`._forecast` scores every source on them), and so do the tasks its aimed
+        checks find ended far more often than it said (then the low quantile bounds nothing)."""
         found = now - entry.started
-        since = min(max(entry.last_seen, entry.covered), found)
+        since = entry.last_seen
+        if entry.aim and self.forecaster.aimed(self.forecaster.aimed_from(entry), entry.aim, ended=True):
+            since = max(since, entry.covered)
+        since = min(since, found)
         return (since + found) / 2.0, (found - since) / 2.0

@@ -292,13 +292,26 @@ class Poller:
     def _learn(self, entry: Entry, now: float, *, exact: bool = False) -> None:
         """A task ended: the forecaster learns how long it took; tasks waiting for such news plan again (at most
         once a second: what one more finish changes is small)."""
+        alarms = self._forecaster.alarms
         duration = (now - entry.started, 0.0) if exact else self._planner.duration(entry, now)
         self._forecaster.finished(entry.task.task_id, entry, *duration)
+        if self._forecaster.alarms != alarms:
+            self._aim_again(now)
         if self._waiting and now - self._news_planned >= 1.0:
             self._news_planned = now
             for waiting in list(self._waiting.values()):
                 if self._entries.get(waiting.task.task_id) is waiting and waiting.listening:
                     self._plan(waiting, now)
+
+    def _aim_again(self, now: float) -> None:
+        """A source was found to forecast late: every check aimed from a forecast and not yet sent is planned again
+        on what is known now (without that source), rather than left to find its task ended long before."""
+        for heap in (self._heap, self._routine):
+            for _, _, task_id, version in list(heap):
+                entry = self._entries.get(task_id)
+                if entry is not None and entry.version == version and entry.aim:
+                    entry.aim = 0.0  # withdrawn, not answered: it tells the source's record nothing
+                    self._plan(entry, now)
 
     # -- one check ----------------------------------------------------------------------------------------
 

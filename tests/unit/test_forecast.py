@@ -12,6 +12,7 @@ import pytest
 
 from hailuo_async._forecast import (
     ESTIMATE_LEAST,
+    LATE_ALARM,
     LEAST,
     RISK,
     RISK_ALLOWANCE,
@@ -336,6 +337,31 @@ def test_a_wait_in_the_queue_is_not_read_as_slow_progress() -> None:
     finish = forecaster.forecast(third, 22.0)
     assert finish is not None and finish.low <= 30.0
     assert finish.median is not None and abs(finish.median - 30.0) < 2.0
+
+
+def test_a_source_whose_aimed_checks_keep_finding_tasks_ended_is_not_used_until_that_fades() -> None:
+    forecaster = Forecaster(random.Random(9))
+    for index in range(40):
+        forecaster.finished(f"d{index}", Task(), 15.0 + 0.4 * index)
+    durations = forecaster.durations
+    # Told the truth: a batch's worth of checks (a task finishing every third), each finding the task ended with
+    # the chance it was given. Never dropped (by chance, about one batch in a hundred would drop it for a while:
+    # checks on the beat, not a late result).
+    rng = random.Random(9)
+    for index in range(1500):
+        chance = rng.choice([0.03, 0.1, 0.3, 0.6])
+        assert forecaster.aimed("durations", chance, ended=rng.random() < chance)
+        if index % 3 == 0:
+            forecaster.finished(f"f{index}", Task(), rng.uniform(15.0, 31.0))
+    assert durations.level() is not None and durations.drift < LATE_ALARM
+    # The provider got faster: checks given a 5 % chance find the task ended, one after another.
+    trusted = [forecaster.aimed("durations", 0.05, ended=True) for _ in range(8)]
+    assert trusted[:4] == [True] * 4 and not trusted[-1]  # dropped within a handful
+    assert durations.level() is None and forecaster.alarms == 1
+    assert {f.source for f in forecaster.candidates(Task(), 0.0)} == set()  # nothing forecasts: the beat
+    for index in range(40):  # polled on the beat meanwhile, tasks finish: the record fades, the source is back
+        forecaster.finished(f"e{index}", Task(), 6.0 + 0.1 * index)
+    assert durations.level() is not None
 
 
 def test_a_batch_with_linear_progress_predicts_a_reading_sharply() -> None:
