@@ -802,22 +802,21 @@ class Forecaster:
         ]
         return values, censored
 
-    def aimed(self, source: str | None, chance: float, *, ended: bool) -> bool:
-        """A check aimed from ``source``'s forecast, which gave it ``chance`` of finding the task ended, did or did
-        not: count it to that source's record. Whether the source is still trusted."""
-        found = None if source is None else self._by_name.get(source)
-        if found is None:
+    def aimed(self, entry: Readings, floor: float, moment: float, *, ended: bool) -> bool:
+        """A check aimed from a learned forecast, planned when the task was last seen ``floor`` seconds after its
+        submit and answered ``moment`` seconds after it, found the task ended or still going: count it to the
+        record of the source that forecasts it, with the chance that source gives of its ending by then (by when
+        the check was answered, not aimed: a check held back by a rate limit finds more tasks ended, and says
+        nothing of the forecast). Whether the source is trusted (``False`` if none forecasts it now)."""
+        forecast = self.forecast(entry, floor)
+        source = None if forecast is None or forecast.prior else self._by_name.get(forecast.source)
+        if forecast is None or source is None:
             return False
-        trusted = not found.late()
-        found.aimed(chance, ended)
-        if trusted and found.late():
+        trusted = not source.late()
+        source.aimed(1.0 - forecast.going(moment), ended)
+        if trusted and source.late():
             self.alarms += 1
         return trusted
-
-    def aimed_from(self, entry: Readings) -> str | None:
-        """The source that would aim a task's check now (``None`` if none would)."""
-        forecast = self.forecast(entry, entry.last_seen)
-        return None if forecast is None else forecast.source
 
     def trials(self, entry: Readings, floor: float) -> list[tuple[str, float]]:
         """Every usable source's low quantile for an audited task, to score once its finish is known."""

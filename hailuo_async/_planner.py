@@ -38,8 +38,8 @@ from ._models import Task, TaskState, TaskStatus
 if TYPE_CHECKING:
     from ._poller import Callback
 
-AIM_LEAST = 1e-6
-"""The least chance an aimed check is recorded with (0 means the check was not aimed)."""
+NOT_AIMED = -1.0
+"""``Entry.aim`` of a task whose next check was not aimed from a learned forecast."""
 
 __all__ = ["Entry", "Planner"]
 
@@ -89,7 +89,8 @@ class Entry:
         self.last_seen = 0.0  # seconds from submit to the latest answer that found it still going
         self.covered = 0.0  # seconds from submit until which the evidence said it would very likely still go
         self.allowance = RISK_ALLOWANCE  # the risk its checks may still take beyond the spread's share
-        self.aim = 0.0  # the chance its next check, aimed from a learned forecast, was given of finding it ended
+        self.aim = NOT_AIMED  # when (seconds from submit) it was last seen, if its next check was aimed from a
+        # learned forecast: that check is scored against the chance the forecast gives it of finding the task ended
         self.version = 0
         self.urgent = False  # its next check is likely to find it finished
         self.waiting = False  # its next due moment is only a time to plan again, not a check
@@ -182,10 +183,10 @@ class Planner:
             if entry.checks and entry.trials is not None:
                 entry.trials.extend(self.forecaster.trials(entry, entry.last_seen))
             return max(budget, beat)
+        if entry.aim >= 0.0:  # the check aimed from a learned forecast found the task still going
+            self.forecaster.aimed(entry, entry.aim, entry.last_seen, ended=False)
+            entry.aim = NOT_AIMED
         finish = self.forecaster.forecast(entry, entry.last_seen, step, entry.allowance)
-        if entry.aim:  # the check aimed from a forecast found the task still going
-            self.forecaster.aimed(None if finish is None else finish.source, entry.aim, ended=False)
-            entry.aim = 0.0
         if finish is None or (finish.bound and entry.role == "probe"):
             entry.news = self.forecaster.finishes
             return max(budget, beat)  # nothing usable known (a probe is what the others wait for): the plain loop
@@ -218,7 +219,7 @@ class Planner:
         entry.covered = max(entry.covered, finish.low)
         entry.allowance = finish.allowance_after(entry.allowance, finish.low + step)
         if not finish.prior:  # a prior is wide on purpose: its chances are not scored
-            entry.aim = max(1.0 - finish.going(finish.low + step), AIM_LEAST)
+            entry.aim = entry.last_seen
         if policy.jitter:
             aimed -= self.rng.uniform(0.0, policy.jitter) * (aimed - beat)  # earlier only, never before the beat
         return max(budget, min(aimed, latest))
@@ -230,7 +231,7 @@ class Planner:
         checks find ended far more often than it said (then the low quantile bounds nothing)."""
         found = now - entry.started
         since = entry.last_seen
-        if entry.aim and self.forecaster.aimed(self.forecaster.aimed_from(entry), entry.aim, ended=True):
+        if entry.aim >= 0.0 and self.forecaster.aimed(entry, entry.aim, found, ended=True):
             since = max(since, entry.covered)
         since = min(since, found)
         return (since + found) / 2.0, (found - since) / 2.0

@@ -350,14 +350,18 @@ def test_a_source_whose_aimed_checks_keep_finding_tasks_ended_is_not_used_until_
     rng = random.Random(9)
     for index in range(1500):
         chance = rng.choice([0.03, 0.1, 0.3, 0.6])
-        assert forecaster.aimed("durations", chance, ended=rng.random() < chance)
+        durations.aimed(chance, rng.random() < chance)
+        assert not durations.late()
         if index % 3 == 0:
             forecaster.finished(f"f{index}", Task(), rng.uniform(15.0, 31.0))
-    assert durations.level() is not None and durations.drift < LATE_ALARM
-    # The provider got faster: checks given a 5 % chance find the task ended, one after another.
-    trusted = [forecaster.aimed("durations", 0.05, ended=True) for _ in range(8)]
-    assert trusted[:4] == [True] * 4 and not trusted[-1]  # dropped within a handful
-    assert durations.level() is None and forecaster.alarms == 1
+    assert durations.level() is not None
+    # The provider got faster: checks aimed from the durations (all 15 s or more) find tasks ended 8 s in.
+    trusted = []
+    for _ in range(6):
+        task = Task()
+        trusted.append(forecaster.aimed(task, 0.0, 8.0, ended=True))
+    assert trusted[:3] == [True] * 3 and not trusted[-1]  # dropped within a handful
+    assert durations.level() is None and durations.drift > LATE_ALARM and forecaster.alarms == 1
     assert {f.source for f in forecaster.candidates(Task(), 0.0)} == set()  # nothing forecasts: the beat
     for index in range(40):  # polled on the beat meanwhile, tasks finish: the record fades, the source is back
         forecaster.finished(f"e{index}", Task(), 6.0 + 0.1 * index)

@@ -191,7 +191,7 @@ def test_duration_is_the_middle_of_when_it_may_have_ended() -> None:
     plan = planner()
     teach(plan, [10.0 + 0.2 * i for i in range(40)])
     assert plan.duration(entry, 100.0 + 16.0) == (13.0, 3.0)  # a check on the beat: after the last answer
-    entry.aim = 0.2  # the check was aimed from the durations (a 20 % chance of finding it ended), which hold
+    entry.aim = 10.0  # the check was aimed from the durations when last seen, and they hold
     assert plan.duration(entry, 100.0 + 16.0) == (15.0, 1.0)  # after the aimed low quantile, before the check
 
 
