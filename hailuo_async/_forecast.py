@@ -43,7 +43,7 @@ import random
 from collections.abc import Callable, Collection, Iterable
 from typing import Literal, Protocol
 
-from ._models import TaskStatus
+from ._models import TaskState, TaskStatus
 
 __all__ = ["Finish", "Forecaster", "Readings", "Role", "Sample"]
 
@@ -120,8 +120,8 @@ source whose forecasts come a whole spread late is dropped within five to ten su
 
 class Readings(Protocol):
     """One task's evidence, kept by the poller: its latest progress readings strictly between 0 and 100 as
-    ``(seconds since submit, percent)`` (after one of 0, when an answer before the first found it going with no
-    progress), the provider's first estimate as ``(seconds since submit, seconds)``,
+    ``(seconds since submit, percent)`` (after one of 0: the latest answer that found it queued, if one did), the
+    provider's first estimate as ``(seconds since submit, seconds)``,
     the low quantiles each source gave at its checks when the task is audited, when (seconds since submit) it
     was last seen still going (moved only through :meth:`Forecaster.saw`, which keeps what is read from the watched
     tasks current), and the frames its sources predicted from (``(source, offset, scale, percent)``,
@@ -444,7 +444,7 @@ def _line(entry: Readings) -> Frame | None:
 
 def _progress(entry: Readings) -> Frame | None:
     """The progress source's frame: the time since the task was last seen not started (its submit, unless an answer
-    found it going with no progress yet), up to its latest reading."""
+    found it queued), up to its latest reading."""
     readings = entry.readings
     if not readings:
         return None
@@ -593,16 +593,17 @@ class Forecaster:
         if entry.estimate is None and status.eta is not None and status.eta > 0:
             entry.estimate = (elapsed, status.eta)
         progress = status.progress
+        readings = entry.readings
+        if (status.state is TaskState.QUEUED and not readings) or (readings and readings[-1][1] == 0 and not progress):
+            # Not started yet: the latest such answer of a task seen queued is kept as a reading of 0, where the
+            # progress source counts its time from, so an unknown, varying wait in a queue is not read as slow
+            # progress (only for tasks seen queued: a tuple per task counts at 100,000 of them).
+            readings[:] = [(elapsed, 0)]
+            return
         if progress is not None and 0 < progress < 100:
-            readings = entry.readings
             if readings and readings[-1][1] == progress:
                 readings[-1] = (elapsed, progress)  # stalled: the latest reading of that level says most
             else:
-                if not readings and entry.last_seen > 0.0:
-                    # The answer before found it going with no progress: not started then (queued, or not yet
-                    # counting). Kept as a reading of 0, it is where the progress source counts the task's time
-                    # from, so an unknown, varying wait in a queue is not read as slow progress.
-                    readings.append((entry.last_seen, 0))
                 readings.append((elapsed, progress))
                 if len(readings) > 4 + (readings[0][1] == 0):
                     del readings[1 + (readings[0][1] == 0)]  # the first readings stay: the longest line is steadiest

@@ -309,13 +309,14 @@ def test_a_forecast_that_pins_the_finish_down_keeps_its_level() -> None:
 
 
 def queued_then_run(forecaster: Forecaster, wait: float, run: float, checks: list[float], *, end: bool) -> Task:
-    """A task that waits ``wait`` seconds in the provider's queue (progress 0), then runs ``run`` seconds in a
-    straight line, read at ``checks``; found finished at its end if ``end``."""
+    """A task that waits ``wait`` seconds in the provider's queue, then runs ``run`` seconds in a straight line,
+    read at ``checks``; found finished at its end if ``end``."""
     task = Task()
     for t in checks:
         if t >= wait + run:
             break
-        forecaster.observe(task, running(max(0, min(99, int(99 * (t - wait) / run)))), t)
+        answer = running(int(99 * (t - wait) / run)) if t >= wait else TaskStatus(state=TaskState.QUEUED, progress=0)
+        forecaster.observe(task, answer, t)
         task.last_seen = t
         forecaster.remember(task)
     if end:
@@ -324,16 +325,16 @@ def queued_then_run(forecaster: Forecaster, wait: float, run: float, checks: lis
 
 
 def test_a_wait_in_the_queue_is_not_read_as_slow_progress() -> None:
-    # A provider that runs so many tasks at once: the rest wait their turn, in waves, showing progress 0, then run
-    # 10 s. Counted from the submit, the second wave's reading of 19 % came 12 s in and meant 20 s in all, so a
-    # third-wave task read at 19 % 22 s in would be told it cannot end before 36 s; it ends at 30 s. Counted from
-    # the last answer that found it not started, every wave reads alike.
+    # A provider that runs so many tasks at once: the rest wait their turn in its queue, in waves, then run 10 s.
+    # Counted from the submit, the second wave's reading of 19 % came 12 s in and meant 20 s in all, so a third-wave
+    # task read at 19 % 22 s in would be told it cannot end before 35 s; it ends at 30 s. Counted from the last
+    # answer that found it not started (queued, or at 0 % after that), every wave reads alike.
     forecaster = Forecaster(random.Random(5))
     beats = [2.0 * k + 0.05 * index for index in range(40) for k in range(1, 16)]
     for index in range(40):
         queued_then_run(forecaster, 10.0, 10.0, beats[index * 15 : index * 15 + 15], end=True)
     third = queued_then_run(forecaster, 20.0, 10.0, [2.0 * k for k in range(1, 12)], end=False)
-    assert third.readings[0] == (20.0, 0) and third.readings[-1][1] == 19  # not started at 20 s, 19 % at 22 s
+    assert third.readings[0] == (20.0, 0) and third.readings[-1][1] == 19  # queued, then 0 % at 20 s, 19 % at 22 s
     finish = forecaster.forecast(third, 22.0)
     assert finish is not None and finish.low <= 30.0
     assert finish.median is not None and abs(finish.median - 30.0) < 2.0
