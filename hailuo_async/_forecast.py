@@ -286,14 +286,14 @@ class Finish:
             self._high = None if quantile is None else offset + scale * quantile
         return self._high
 
-    def going(self, moment: float) -> float:
-        """The chance, as this forecast's reading says, that the task is still going at ``moment`` (1 without a
-        reading)."""
+    def going(self, moment: float, since: float | None = None) -> float:
+        """The chance, as this forecast's reading says, that the task is still going at ``moment`` given it was at
+        ``since`` (by default where the forecast was read from); 1 without a reading."""
         reading = self.basis[0]
         if reading is None:
             return 1.0
         survival, least, (offset, scale) = reading
-        top = survival.level_at(least)
+        top = survival.level_at(least if since is None else (since - offset) / scale)
         return survival.level_at((moment - offset) / scale) / top if top > 0.0 else 1.0
 
     def allowance_after(self, allowance: float, moment: float) -> float:
@@ -708,7 +708,14 @@ class Forecaster:
             self._probe_age = (self.watch_version, ages[len(ages) // 2])
         return self._probe_age[1]
 
-    def forecast(self, entry: Readings, floor: float, step: float = 0.0, allowance: float = math.inf) -> Finish | None:
+    def forecast(
+        self,
+        entry: Readings,
+        floor: float,
+        step: float = 0.0,
+        allowance: float = math.inf,
+        useful: float = -math.inf,
+    ) -> Finish | None:
         """The best forecast of the finish of a task still running ``floor`` seconds after its submit, or ``None``
         when nothing usable is known or a learned source but the durations finds it overdue (the planner then polls
         it like a plain loop): the narrowest of those learned from finished tasks; else the narrowest read with a
@@ -738,7 +745,7 @@ class Forecaster:
         best = best or assumed or bound
         if best is None or best.bound:
             return best
-        best = _spread_risk(best, floor, step, allowance)
+        best = _spread_risk(best, floor, step, allowance, useful)
         low = min(
             [best.low]
             + [
@@ -803,18 +810,22 @@ class Forecaster:
         ]
         return values, censored
 
-    def aimed(self, entry: Readings, floor: float, moment: float, *, ended: bool) -> bool:
+    def aimed(
+        self, entry: Readings, floor: float, moment: float, *, ended: bool, forecast: Finish | None = None
+    ) -> bool:
         """A check aimed from a learned forecast, planned when the task was last seen ``floor`` seconds after its
         submit and answered ``moment`` seconds after it, found the task ended or still going: count it to the
         record of the source that forecasts it, with the chance that source gives of its ending by then (by when
         the check was answered, not aimed: a check held back by a rate limit finds more tasks ended, and says
-        nothing of the forecast). Whether the source is trusted (``False`` if none forecasts it now)."""
-        forecast = self.forecast(entry, floor)
+        nothing of the forecast). ``forecast``: the task's forecast read since, if at hand (saves reading one).
+        Whether the source is trusted (``False`` if none forecasts it now)."""
+        if forecast is None:
+            forecast = self.forecast(entry, floor)
         source = None if forecast is None or forecast.prior else self._by_name.get(forecast.source)
         if forecast is None or source is None:
             return False
         trusted = not source.late()
-        source.aimed(1.0 - forecast.going(moment), ended)
+        source.aimed(1.0 - forecast.going(moment, floor), ended)
         if trusted and source.late():
             self.alarms += 1
         return trusted
@@ -877,7 +888,7 @@ def _read(
     )
 
 
-def _spread_risk(forecast: Finish, floor: float, step: float, allowance: float) -> Finish:
+def _spread_risk(forecast: Finish, floor: float, step: float, allowance: float, useful: float) -> Finish:
     """The forecast with its low quantile read low enough that the task's chance of being found late stays within
     :data:`SPREAD_RISK` plus :data:`RISK_ALLOWANCE` over its whole life.
 
@@ -895,15 +906,17 @@ def _spread_risk(forecast: Finish, floor: float, step: float, allowance: float) 
       (a progress reading, or the wait for the batch's shortest duration), not one at every check.
 
     A forecast read through a prior is left as it is: the prior is wide on purpose, so its levels overstate the
-    risk, and it stands only until a few tasks have finished."""
+    risk, and it stands only until a few tasks have finished. Nor is one whose low quantile comes before
+    ``useful`` (seconds since the submit): the task is polled on the beat then, and a lower level only comes
+    earlier still."""
     reading, level, slack = forecast.basis
-    if reading is None or forecast.prior or step <= 0.0 or allowance >= level:
+    if reading is None or forecast.prior or step <= 0.0 or allowance >= level or forecast.low < useful:
         return forecast
     survival, least, (offset, scale) = reading
     spread = 0.0
     for share in SPREAD_LEVELS:
         low = survival.quantile(least, level * share)
-        if low is None:
+        if low is None or offset + scale * low - slack < useful:
             break
         covered = survival.quantile(least, min(level * share / SPREAD_RISK, 1.0 - RISK))
         if covered is not None and scale * (covered - low) <= step:

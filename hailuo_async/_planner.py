@@ -183,10 +183,14 @@ class Planner:
             if entry.checks and entry.trials is not None:
                 entry.trials.extend(self.forecaster.trials(entry, entry.last_seen))
             return max(budget, beat)
+        skip = 1.0 if self.scarce() else self.LEAST_SKIP
+        # A low quantile before ``useful`` means a check on the beat (below): the forecaster need not read lower.
+        useful = beat + (skip - 1.0) * step - entry.started
+        finish = self.forecaster.forecast(entry, entry.last_seen, step, entry.allowance, useful)
         if entry.aim >= 0.0:  # the check aimed from a learned forecast found the task still going
-            self.forecaster.aimed(entry, entry.aim, entry.last_seen, ended=False)
+            if finish is not None:
+                self.forecaster.aimed(entry, entry.aim, entry.last_seen, ended=False, forecast=finish)
             entry.aim = NOT_AIMED
-        finish = self.forecaster.forecast(entry, entry.last_seen, step, entry.allowance)
         if finish is None or (finish.bound and entry.role == "probe"):
             entry.news = self.forecaster.finishes
             return max(budget, beat)  # nothing usable known (a probe is what the others wait for): the plain loop
@@ -211,7 +215,7 @@ class Planner:
             entry.covered = max(entry.covered, finish.low)
             return min(again, latest)
         aimed = entry.started + finish.low + step
-        if aimed < beat + (1.0 if self.scarce() else self.LEAST_SKIP) * step:
+        if aimed < beat + skip * step:
             # Too little to skip for the risk: a beat of the loop (the low quantile's slack would only add lag).
             entry.news = self.forecaster.finishes
             return max(budget, beat)
