@@ -41,7 +41,7 @@ from ._exceptions import (
 from ._forecast import Forecaster
 from ._http import redact
 from ._models import Generation, Task, TaskState, TaskStatus
-from ._planner import Entry, Planner
+from ._planner import NOT_AIMED, Entry, Planner
 from ._retry import Retrier, is_retryable, retry_delay
 from ._sender import PacedSender
 from .providers import Provider, map_status_word
@@ -309,8 +309,8 @@ class Poller:
         for heap in (self._heap, self._routine):
             for _, _, task_id, version in list(heap):
                 entry = self._entries.get(task_id)
-                if entry is not None and entry.version == version and entry.aim:
-                    entry.aim = 0.0  # withdrawn, not answered: it tells the source's record nothing
+                if entry is not None and entry.version == version and entry.aim >= 0.0:
+                    entry.aim = NOT_AIMED  # withdrawn, not answered: it tells the source's record nothing
                     self._plan(entry, now)
 
     # -- one check ----------------------------------------------------------------------------------------
