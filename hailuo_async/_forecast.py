@@ -350,7 +350,7 @@ class _Source:
         self.prior = [] if prior is None else [prior[0] + (prior[1] - prior[0]) * i / 32 for i in range(33)]
         self.misses = 0.0
         self.scored = 0.0
-        self.drift = 0.0  # how many more of its aimed checks found the task ended than it said (see LATE_SLACK)
+        self.drift = 0.0  # the evidence that its aimed checks find tasks ended more often than it said (LATE_ODDS)
         self._cached_by: dict[float, tuple[tuple[int, int], Survival, bool]] = {}
 
     def survival(self, watched: Collection[Readings], version: int, min_scale: float = 0.0) -> tuple[Survival, bool]:
@@ -542,9 +542,7 @@ class Forecaster:
         self.watch_version = 0  # counts changes of the watched tasks: what was read from them holds while unchanged
         self.probes_taken = 0
         self.finishes = 0  # tasks finished so far
-        self.alarms = (
-            0  # times a source was found to forecast late (checks aimed from forecasts are then planned again)
-        )
+        self.alarms = 0  # times a source was found to forecast late (the poller then plans aimed checks again)
         self.finish_error = 0.0  # give or take how much (s) the finishes learned from were known, smoothed
 
     # -- what each task is -------------------------------------------------------------------------------
