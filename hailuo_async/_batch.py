@@ -287,15 +287,8 @@ class BatchRunner:
             logger.warning("hailuo_async: task %s was accepted as its batch stopped; not polled", task.task_id)
             return
         batch.task_ids.add(task.task_id)
-        accepted = task
-
-        def on_outcome(outcome: Outcome) -> None:
-            outcome = self.settle(outcome)
-            if batch.open:
-                batch.tg.start_soon(self._settle, batch, index, outcome, accepted)
-
         listener = None if batch.on_event is None else _StatusEvents(batch.on_event, index, task.task_id)
-        self.poller.track(task, on_outcome, deadline=batch.deadline, listener=listener)
+        self.poller.track(task, _ItemDone(self, batch, index, task), deadline=batch.deadline, listener=listener)
 
     async def _submit(self, batch: Batch, request: GenerationRequest, plan: Plan) -> Task:
         try:
@@ -332,6 +325,26 @@ class BatchRunner:
         elif task is not None:
             await self.book.record_failure(task, outcome)
         self._finish(batch, index, outcome)
+
+
+class _ItemDone:
+    """The poller's callback for one batch item: settle its outcome in the batch's task group.
+
+    A slotted object rather than a closure: one is held per outstanding task, and a closure over four names takes
+    five objects (about 310 bytes against 64), which counts at 100,000 tasks."""
+
+    __slots__ = ("batch", "index", "runner", "task")
+
+    def __init__(self, runner: BatchRunner, batch: Batch, index: int, task: Task) -> None:
+        self.runner = runner
+        self.batch = batch
+        self.index = index
+        self.task = task
+
+    def __call__(self, outcome: Outcome) -> None:
+        outcome = self.runner.settle(outcome)
+        if self.batch.open:
+            self.batch.tg.start_soon(self.runner._settle, self.batch, self.index, outcome, self.task)
 
 
 class Closing:
