@@ -112,10 +112,15 @@ LATE_FADE = 0.3
 """Every task, not only the audited few, tells whether a source's forecasts come late (a provider faster than what
 the batch showed so far): each check aimed from it had a chance, as the source said, of finding the task ended. The
 log-likelihood ratio of "the odds were really ``LATE_ODDS`` times those" against "as said" is summed over those
-checks (CUSUM); past ``LATE_ALARM`` (odds of ``e ** 9``, some 8,000 to one) the source is not used, and the checks
-already aimed from forecasts are planned again, until the sum fades by ``LATE_FADE`` per finish. A check given a 5 %
-chance that finds the task ended adds 1.9 (one that finds it going takes 0.4 off), one given a third adds 0.9: a
-source whose forecasts come a whole spread late is dropped within five to ten such tasks."""
+checks (CUSUM). Past ``LATE_ALARM`` (odds of ``e ** 9``, some 8,000 to one) the source is dropped: it is not used,
+the checks already aimed from forecasts are planned again, and what it learned before the sum last rose from 0 (the
+CUSUM's estimate of when the provider changed) is forgotten. It is used again once the sum has faded to 0 by
+``LATE_FADE`` per finish (some thirty finishes), having learned meanwhile from what the provider does now. While the
+source is used, only the checks that find tasks going bring the sum down: finishes do not, or a batch finishing many
+old tasks as it starts new, faster ones would fade the evidence as fast as it comes. A check given a 5 % chance that
+finds the task ended adds 1.9 (one that finds it going takes 0.4 off), one given a third adds 0.9: a source whose
+forecasts come a whole spread late is dropped within five to ten such tasks; a truthful one, in a few batches of a
+hundred (at 1,500 checks each), costing checks on the beat until it is back, not lag."""
 
 
 class Readings(Protocol):
@@ -153,6 +158,13 @@ class Sample:
             del self.sorted[bisect.bisect_left(self.sorted, old)]
         self._recent.append((value, scale))
         bisect.insort(self.sorted, value)
+
+    def forget_before(self, version: int) -> None:
+        """Keep only the values added after the sample's ``version`` was that (what the provider does now)."""
+        while len(self._recent) > self.version - version:
+            old, _ = self._recent.popleft()
+            del self.sorted[bisect.bisect_left(self.sorted, old)]
+        self.version += 1
 
     def at_least(self, scale: float) -> list[float]:
         """The values learned at a scale of at least ``scale``, sorted."""
@@ -351,6 +363,8 @@ class _Source:
         self.misses = 0.0
         self.scored = 0.0
         self.drift = 0.0  # the evidence that its aimed checks find tasks ended more often than it said (LATE_ODDS)
+        self.dropped = False  # since ``drift`` passed LATE_ALARM, until it fades to 0
+        self.rise: tuple[int, ...] = ()  # the versions of what it learns from when that evidence last rose from 0
         self._cached_by: dict[float, tuple[tuple[int, int], Survival, bool]] = {}
 
     def survival(self, watched: Collection[Readings], version: int, min_scale: float = 0.0) -> tuple[Survival, bool]:
@@ -391,11 +405,19 @@ class _Source:
         late = odds / (1.0 + odds)
         step = math.log(late / chance) if ended else math.log((1.0 - late) / (1.0 - chance))
         self.drift = max(0.0, self.drift + step)
+        self.dropped = self.dropped or self.drift > LATE_ALARM
+
+    def fade(self) -> None:
+        """A task finished: a source dropped for forecasting late fades its record, and is used again once that is
+        gone (having learned meanwhile from what the provider does now)."""
+        if self.dropped:
+            self.drift = max(0.0, self.drift - LATE_FADE)
+            self.dropped = self.drift > 0.0
 
     def late(self) -> bool:
-        """Whether its aimed checks have found tasks ended far more often than it said they would: its forecasts
-        come late (the provider got faster than what the batch showed so far)."""
-        return self.drift > LATE_ALARM
+        """Whether its aimed checks found tasks ended far more often than it said they would, and that record has
+        not yet faded: its forecasts come late (the provider got faster than what the batch showed so far)."""
+        return self.dropped
 
     def level(self) -> float | None:
         """The quantile to read this source at: :data:`RISK` while it keeps its promise, lower while it misses,
@@ -487,6 +509,13 @@ class _ByProgress:
         self._recent.append(item)
         bisect.insort(self._sorted, item)
 
+    def forget_before(self, version: int) -> None:
+        """Keep only the readings added after :attr:`version` was that (what the provider does now)."""
+        while len(self._recent) > self.version - version:
+            old = self._recent.popleft()
+            del self._sorted[bisect.bisect_left(self._sorted, old)]
+        self.version += 1
+
     def nearest(self, progress: int, count: int, min_scale: float = 0.0) -> tuple[list[float], int] | None:
         """The multipliers of the ``count`` readings nearest ``progress`` learned at a scale of at least
         ``min_scale``, and how far the farthest is; ``None`` with fewer readings."""
@@ -532,9 +561,14 @@ class Forecaster:
         self.line = _Source("line", _line, PRIOR_LINE)
         self.progress = _Source("progress", _progress)
         self.sources = (self.durations, self.estimate, self.estimate_left, self.line, self.progress)
-        self._by_name = {source.name: source for source in self.sources}
         self.progress_readings = _ByProgress()
         self.line_readings = _ByProgress()  # the line's multipliers, by the progress its line was drawn to
+        self._learned: dict[str, tuple[Sample | _ByProgress, ...]] = {
+            source.name: (source.sample,) for source in self.sources
+        }  # what each source learns from
+        self._learned[self.line.name] = (self.line.sample, self.line_readings)
+        self._learned[self.progress.name] = (self.progress_readings,)
+        self._by_name = {source.name: source for source in self.sources}
         self.probes: dict[str, Readings] = {}  # probes still running
         self.watched: dict[str, Readings] = {}  # probes and audits still running
         self._watched_ids: set[int] = set()  # their entries' ids: whether an entry is watched, at once
@@ -641,7 +675,7 @@ class Forecaster:
         self.forget(task_id)
         self.finishes += 1
         for source in self.sources:
-            source.drift = max(0.0, source.drift - LATE_FADE)
+            source.fade()
         self.finish_error += 0.1 * (error - self.finish_error)
         self.durations.sample.add(duration)
         for source in (self.estimate, self.estimate_left):
@@ -823,9 +857,16 @@ class Forecaster:
         if forecast is None or source is None:
             return False
         trusted = not source.late()
+        learned = self._learned[source.name]
+        if source.drift == 0.0:
+            source.rise = tuple(store.version for store in learned)
         source.aimed(1.0 - forecast.going(moment, floor), ended)
         if trusted and source.late():
+            # The provider changed about when the evidence began to rise (the CUSUM's estimate of the change):
+            # what the source learned before says nothing of what it does now.
             self.alarms += 1
+            for store, version in zip(learned, source.rise, strict=True):
+                store.forget_before(version)
         return trusted
 
     def trials(self, entry: Readings, floor: float) -> list[tuple[str, float]]:

@@ -369,6 +369,34 @@ def test_a_source_whose_aimed_checks_keep_finding_tasks_ended_is_not_used_until_
     assert durations.level() is not None
 
 
+def test_a_source_found_late_forgets_what_it_learned_before_the_provider_changed() -> None:
+    # 300 tasks took 15-30 s; then the provider got faster (5-10 s). Dropped, then back as its record fades, the
+    # durations would still hold the 300 old ones: a task seen going 8 s in would again be told it cannot end before
+    # 15 s, and found late until it is caught a second time. What came before the evidence began to rise is
+    # forgotten when it is caught.
+    forecaster = Forecaster(random.Random(4))
+    rng = random.Random(4)
+    for index in range(300):
+        forecaster.finished(f"old{index}", Task(), rng.uniform(15.0, 30.0))
+    for _ in range(20):  # checks that told the truth: the record stays at 0
+        forecaster.aimed(Task(), 0.0, 15.0, ended=False)
+    assert forecaster.durations.drift == 0.0
+    index = 0
+    while not forecaster.durations.late():
+        forecaster.aimed(Task(), 0.0, 8.0, ended=True)
+        forecaster.finished(f"new{index}", Task(), rng.uniform(5.0, 10.0))
+        index += 1
+    assert forecaster.alarms == 1 and 0 < index < 10
+    kept = forecaster.durations.sample.sorted
+    assert len(kept) == index and max(kept) < 10.0  # the fast finishes since the rise, and nothing older
+    while forecaster.durations.late():
+        forecaster.finished(f"new{index}", Task(), rng.uniform(5.0, 10.0))
+        index += 1
+    finish = forecaster.forecast(Task(), 0.0)  # back in use, for a new task: what the provider does now
+    assert finish is not None and finish.source == "durations" and not finish.prior
+    assert finish.low < 7.0 and finish.median is not None and finish.median < 10.0
+
+
 def test_a_batch_with_linear_progress_predicts_a_reading_sharply() -> None:
     rng = random.Random(1)
     forecaster = Forecaster(random.Random(1))
