@@ -308,6 +308,23 @@ class Finish:
         top = survival.level_at(least if since is None else (since - offset) / scale)
         return survival.level_at((moment - offset) / scale) / top if top > 0.0 else 1.0
 
+    def ended_by(self, moment: float, since: float) -> float | None:
+        """The chance, as this forecast says, that the task has ended by ``moment`` given it was going at ``since``:
+        read as its low quantile was, ``slack`` seconds earlier than the reading (so a forecast whose low quantile
+        was put earlier to allow for rough finishes or whole progress points is not scored as late for that); and
+        never below what the values beyond ``since`` can tell (the plus-one rule: ``n`` values cannot say a chance
+        is below ``1 / (n + 1)``: that none of the twelve nearest lines ended by then is not a chance of 0).
+        ``None`` without a reading (a low quantile another source brought down): no chance was given."""
+        reading, _, slack = self.basis
+        if reading is None:
+            return None
+        survival, _, (offset, scale) = reading
+        since = (since + slack - offset) / scale
+        top = survival.level_at(since)
+        going = survival.level_at((moment + slack - offset) / scale) / top if top > 0.0 else 1.0
+        beyond = len(survival.values) - bisect.bisect_right(survival.values, since)
+        return max(1.0 - going, 1.0 / (beyond + 1))
+
     def allowance_after(self, allowance: float, moment: float) -> float:
         """A task's risk allowance (:data:`RISK_ALLOWANCE` at most, per chance of still running) once a check aimed
         from this forecast at ``moment`` (seconds since its submit) finds it still going: less what was charged,
@@ -857,10 +874,13 @@ class Forecaster:
         if forecast is None or source is None:
             return False
         trusted = not source.late()
+        chance = forecast.ended_by(moment, floor)
+        if chance is None:
+            return trusted
         learned = self._learned[source.name]
         if source.drift == 0.0:
             source.rise = tuple(store.version for store in learned)
-        source.aimed(1.0 - forecast.going(moment, floor), ended)
+        source.aimed(chance, ended)
         if trusted and source.late():
             # The provider changed about when the evidence began to rise (the CUSUM's estimate of the change):
             # what the source learned before says nothing of what it does now.

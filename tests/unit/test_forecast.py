@@ -18,6 +18,7 @@ from hailuo_async._forecast import (
     RISK_ALLOWANCE,
     SCORED,
     SPREAD_RISK,
+    Finish,
     Forecaster,
     Survival,
     _ByProgress,
@@ -395,6 +396,29 @@ def test_a_source_found_late_forgets_what_it_learned_before_the_provider_changed
     finish = forecaster.forecast(Task(), 0.0)  # back in use, for a new task: what the provider does now
     assert finish is not None and finish.source == "durations" and not finish.prior
     assert finish.low < 7.0 and finish.median is not None and finish.median < 10.0
+
+
+def test_an_aimed_check_is_scored_with_the_chance_its_forecast_gave() -> None:
+    forecaster = Forecaster(random.Random(6))
+    for index in range(12):
+        forecaster.finished(f"d{index}", Task(), 20.0 + index)
+    finish = forecaster.forecast(Task(), 0.0)
+    assert finish is not None and finish.source == "durations"
+    # Twelve values cannot say a chance is below 1 / 13: that none ended before 20 s is not a chance of 0.
+    chance = finish.ended_by(15.0, 0.0)
+    assert chance is not None and chance == pytest.approx(1.0 / 13.0)
+    assert finish.ended_by(25.5, 0.0) == pytest.approx(0.5, abs=0.05)  # six of twelve ended by then
+    # A low quantile another source brought down has no reading of its own: no chance was given, nothing is scored.
+    lowered = Finish(5.0, finish.median, "durations")
+    assert lowered.ended_by(8.0, 0.0) is None
+    for _ in range(10):
+        assert forecaster.aimed(Task(), 0.0, 8.0, ended=True, forecast=lowered)
+    assert forecaster.durations.drift == 0.0
+    # Read as the low quantile was: a forecast put 2 s earlier (finishes known only roughly) is scored 2 s earlier.
+    forecaster.finish_error = 2.0
+    early = forecaster.forecast(Task(), 0.0)
+    assert early is not None and early.low == pytest.approx(finish.low - 2.0)
+    assert early.ended_by(23.5, 0.0) == pytest.approx(finish.ended_by(25.5, 0.0))
 
 
 def test_a_batch_with_linear_progress_predicts_a_reading_sharply() -> None:
