@@ -778,7 +778,7 @@ def _spread_risk(forecast: Finish, floor: float, step: float, allowance: float, 
     ``useful`` (seconds since the submit): the task is polled on the beat then, and a lower level only comes
     earlier still."""
     reading, level, slack = forecast.basis
-    if reading is None or forecast.prior or step <= 0.0 or allowance >= level or forecast.low < useful:
+    if reading is None or forecast.prior or step <= 0.0 or forecast.low < useful:
         return forecast
     survival, least, (offset, scale) = reading
     spread = 0.0
@@ -790,8 +790,11 @@ def _spread_risk(forecast: Finish, floor: float, step: float, allowance: float, 
         if covered is not None and scale * (covered - low) <= step:
             spread = level * share
             break
+    if spread >= level:
+        return forecast
     chosen = max(spread, allowance)
-    if chosen >= level:
+    if chosen >= level:  # the allowance covers the forecast's own level (one read lower after misses): charged
+        forecast.charged = level
         return forecast
     quantile = survival.quantile(least, chosen) if chosen > 0.0 else None
     low = floor if quantile is None else max(floor, min(forecast.low, offset + scale * quantile - slack))

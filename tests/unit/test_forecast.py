@@ -234,6 +234,25 @@ def test_the_risk_of_skipping_beats_is_spread_over_a_task_life() -> None:
     assert again is not None and again.low + 1.8 < 60.0 + 2 * 1.8
 
 
+def test_a_source_read_lower_after_misses_still_charges_its_skips() -> None:
+    # The same even spread, but the audits caught the durations missing (7 % against the promised 3 %), so they are
+    # read at a level of about 1.3 %: under the task's whole allowance. That allowance covered every such skip and
+    # none was charged, so a task took the risk again at every check: on MiniMax at max_lag 0.5 (durations 2-60 s),
+    # one batch in three came in at p95 0.7-1.1 s. Read lower or not, each skip is charged.
+    rng = random.Random(3)
+    forecaster = Forecaster(random.Random(3))
+    for index in range(400):
+        forecaster.finished(f"d{index}", Task(), rng.uniform(50.0, 200.0))
+    forecaster.durations.scored, forecaster.durations.misses = 20.0, 1.42
+    level = forecaster.durations.level()
+    assert level is not None and level < RISK_ALLOWANCE
+    first = forecaster.forecast(Task(), 0.0, 1.8, RISK_ALLOWANCE)
+    assert first is not None and first.charged == pytest.approx(level)
+    durations = [rng.uniform(50.0, 200.0) for _ in range(400)]
+    late, _ = late_share(forecaster, durations, step=1.8, lag=2.0)
+    assert late <= SPREAD_RISK + RISK_ALLOWANCE + 0.02  # 15 % of the tasks when nothing was charged
+
+
 def test_a_forecast_that_pins_the_finish_down_keeps_its_level() -> None:
     # Every task took 100-100.5 s: the low quantile and the end lie within a step, so however often the task is
     # skipped, little risk is taken where it does not end. The level is read as it is, allowance or none.
