@@ -201,11 +201,8 @@ class Finish:
         if reading is None:
             return None
         survival, _, (offset, scale) = reading
-        least = (since + slack - offset) / scale
-        top = survival.level_at(least)
-        going = survival.level_at((moment + slack - offset) / scale) / top if top > 0.0 else 1.0
-        beyond = len(survival.values) - bisect.bisect_right(survival.values, least)
-        return max(1.0 - going, 1.0 / (beyond + 1))
+        beyond = len(survival.values) - bisect.bisect_right(survival.values, (since + slack - offset) / scale)
+        return max(1.0 - self.going(moment + slack, since + slack), 1.0 / (beyond + 1))
 
     def allowance_after(self, allowance: float, moment: float) -> float:
         """A task's risk allowance (:data:`RISK_ALLOWANCE` at most, per chance of still running) once a check aimed
