@@ -6,7 +6,10 @@ more work than the limit allows (16 senders, every request answered at once), on
 :class:`~hailuo_async.FakeClock`: two minutes of traffic take a second. It prints, per limiter, the accepted rate
 after the first quarter of the run as a share of the limit, and the share of requests answered 429: the figures
 the poller-and-pacer issue sets goals for (accepted >= 90 % of the limit while work waits, <= 1 % 429s).
-Each refusal carries the ``Retry-After`` that limiter kind would truthfully send.
+Each refusal carries the ``Retry-After`` that limiter kind would truthfully send, played twice: exact (to the
+millisecond), and rounded up to whole seconds, as an HTTP ``Retry-After`` header carries it (and as a client without
+one waits: a second). A limiter that saves nothing up loses what the pauses' rounding wastes; the pacer must not
+mistake that for its limit.
 """
 
 from __future__ import annotations
@@ -97,6 +100,7 @@ CASES = (
     Case("fixed window 600 per minute", 10.0, lambda c: FixedWindow(c, 600, 60.0)),
     Case("sliding window 20 per second", 20.0, lambda c: SlidingWindow(c, 20, 1.0)),
     Case("sliding window 100 per 10 s", 10.0, lambda c: SlidingWindow(c, 100, 10.0)),
+    Case("token bucket 50/s, burst 10", 50.0, lambda c: TokenBucket(c, 50.0, 10.0)),
 )
 
 
@@ -109,7 +113,8 @@ class Result:
     refused_at: tuple[float, ...]  # when each 429 was
 
 
-async def play(case: Case, *, seconds: float, senders: int = 16) -> Result:
+async def play(case: Case, *, seconds: float, senders: int = 16, whole_seconds: bool = False) -> Result:
+    """``senders`` keep requests waiting for ``seconds``; ``whole_seconds`` rounds every ``Retry-After`` up."""
     clock = FakeClock()
     pacer = RequestPacer(clock)
     limiter = case.make(clock)
@@ -126,6 +131,8 @@ async def play(case: Case, *, seconds: float, senders: int = 16) -> Result:
                 pacer.on_success()
             else:
                 refused.append(clock.monotonic() - start)
+                if whole_seconds and retry_after is not None:
+                    retry_after = float(max(1, math.ceil(retry_after - 1e-9)))
                 pacer.on_rate_limited(retry_after, 1.0)
 
     async with anyio.create_task_group() as tg:
@@ -143,10 +150,15 @@ async def play(case: Case, *, seconds: float, senders: int = 16) -> Result:
 
 
 async def main(seconds: float) -> None:
-    print(f"{'limiter':32s} {'accepted / limit':>17s} {'429s':>7s}")
+    print(f"{'':32s} {'exact Retry-After':>25s} {'whole-second Retry-After':>25s}")
+    print(f"{'limiter':32s} {'accepted / limit':>17s} {'429s':>7s} {'accepted / limit':>17s} {'429s':>7s}")
     for case in CASES:
-        result = await play(case, seconds=seconds)
-        print(f"{case.name:32s} {result.accepted_share:17.1%} {result.refused_share:7.2%}")
+        exact = await play(case, seconds=seconds)
+        whole = await play(case, seconds=seconds, whole_seconds=True)
+        print(
+            f"{case.name:32s} {exact.accepted_share:17.1%} {exact.refused_share:7.2%}"
+            f" {whole.accepted_share:17.1%} {whole.refused_share:7.2%}"
+        )
 
 
 if __name__ == "__main__":

@@ -7,11 +7,17 @@ fixed or sliding windows): a slow start doubles the rate every quarter second un
 to just under what the provider accepted over the last :attr:`RequestPacer.MEASURE` seconds; the first 429, and any
 that comes within a second of resuming after the last, also halve it, since the count may still hold a burst the
 provider had saved up. While requests wait, the rate climbs back quickly to just under the best rate measured lately
-(one a later 429 proves too high is forgotten), then probes slowly above it, so that a raised limit is found without
-many 429s (``python -m benchmarks.bench_pacer`` plays every kind of limiter). Waiting requests queue in two lines,
-served one token at a time by whichever waiter holds the dispatcher role (no extra task, no stampede): status checks
-before submits, since a check is due at a precise moment (a video is about to be ready) while a submit only waits
-its turn. A separate, optional submit budget (MiniMax's documented requests per minute) gates submits only.
+(one a later 429 proves too high is forgotten), never past it. The limit lies between that measurement and the rate
+last refused, so from there the rate climbs across the gap in :attr:`RequestPacer.GAP_TIME` seconds, to a margin
+under the refused rate, then probes slowly, so that a raised limit is found without many 429s. The gap matters when
+the pauses themselves cost the provider's allowance (a whole-second ``Retry-After`` on a limiter that saves nothing
+up): measured over them, the rate reads low, and the climb outgrows that in seconds, not minutes (``python -m
+benchmarks.bench_pacer`` plays every kind of limiter, with exact and whole-second ``Retry-After``).
+
+Waiting requests queue in two lines, served one token at a time by whichever waiter holds the dispatcher role (no
+extra task, no stampede): status checks before submits, since a check is due at a precise moment (a video is about
+to be ready) while a submit only waits its turn. A separate, optional submit budget (MiniMax's documented requests
+per minute) gates submits only.
 """
 
 from __future__ import annotations
@@ -117,7 +123,11 @@ class RequestPacer:
     CATCH_UP = 0.5
     """Relative growth per second, while requests wait, below the best rate measured lately."""
     PROBE_GROWTH = 0.0025
-    """Relative growth per second, while requests wait, above it: a raised limit is found without many 429s."""
+    """Relative growth per second, while requests wait, above the rate last refused: a raised limit is found without
+    many 429s."""
+    GAP_TIME = 30.0
+    """Seconds in which the rate climbs, while requests wait, from the best rate measured lately to ``MARGIN ** 2``
+    of the rate last refused (the limit lies between them; a 429 right after resuming counts half its rate)."""
     REPEAT_BACKOFF = 0.5
     """Share of the current rate kept at most at the first 429, and at one that comes within :attr:`MIN_SPAN` of
     resuming after the last."""
@@ -147,6 +157,7 @@ class RequestPacer:
         self._last_event: float | None = None
         self._last_growth = clock.monotonic()
         self._limited = False
+        self._refused: float | None = None  # the rate last refused (half of it right after resuming)
         self._checks: collections.deque[_Waiter] = collections.deque()
         self._submits_waiting: collections.deque[_Waiter] = collections.deque()
         self._routine: collections.deque[_Waiter] = collections.deque()  # checks unlikely to find a finish
@@ -256,9 +267,18 @@ class RequestPacer:
         self._last_growth = now
         if not self._dispatching:
             return  # nobody is waiting for a token: a faster rate would not be tried, so it does not grow
+        rate = bucket.rate
         ceiling = max(self._measured, default=None)
-        fast = ceiling is None or bucket.rate < self.MARGIN * ceiling
-        bucket.set_rate(bucket.rate * (1.0 + (self.CATCH_UP if fast else self.PROBE_GROWTH)) ** elapsed)
+        if ceiling is None:
+            bucket.set_rate(rate * (1.0 + self.CATCH_UP) ** elapsed)
+        elif rate < self.MARGIN * ceiling:  # climbing back: quickly, but not past the mark
+            bucket.set_rate(min(rate * (1.0 + self.CATCH_UP) ** elapsed, self.MARGIN * ceiling))
+        else:
+            growth = self.PROBE_GROWTH
+            refused = self._refused
+            if refused is not None and rate < self.MARGIN**2 * refused:  # the limit lies between them: cross the gap
+                growth = max(growth, math.log(refused / ceiling) / self.GAP_TIME)
+            bucket.set_rate(rate * (1.0 + growth) ** elapsed)
 
     def on_rate_limited(self, retry_after: float | None, default_pause: float = 1.0) -> None:
         """Record a 429: pause everything for ``retry_after`` and, when learning, slow down to just under what the
@@ -267,7 +287,8 @@ class RequestPacer:
         What it accepted is counted over the last :attr:`MEASURE` seconds: for a token bucket that is its rate
         (plus what remained of a saved-up burst), for a window limiter what its windows allowed; the client then
         sends at :attr:`MARGIN` of it. Below the best rate measured lately it climbs back quickly; from there it
-        probes slowly, so that a raised limit is found without many 429s. A 429 at a steady rate (not right after
+        crosses the gap to the rate this 429 refused in :attr:`GAP_TIME` seconds, then probes slowly, so that a raised
+        limit is found without many 429s. A 429 at a steady rate (not right after
         resuming) forgets the measurements at or above that rate: they held a saved-up burst, or the limit came
         down."""
         self.rate_limited += 1
@@ -300,6 +321,11 @@ class RequestPacer:
         if repeat:
             target = min(target, self.REPEAT_BACKOFF * sending)
         self._last_event = now
+        if not repeat:
+            self._refused = sending
+        else:  # a saved-up burst may have hidden how fast was too fast
+            half = self.REPEAT_BACKOFF * sending
+            self._refused = half if self._refused is None else min(self._refused, half)
         target = max(self.min_rate, min(target, sending))
         if bucket is None:
             self._bucket = TokenBucket(target, self.clock, burst=1.0)
