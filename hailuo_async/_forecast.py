@@ -214,6 +214,12 @@ class Finish:
         return min(RISK_ALLOWANCE, max(0.0, allowance - self.charged) / max(self.going(moment), 0.01))
 
     @property
+    def chance_given(self) -> bool:
+        """Whether it reads a distribution of its own (one whose low quantile another source brought down does
+        not): only then can :meth:`ended_by` tell the chance it gave."""
+        return self.basis[0] is not None
+
+    @property
     def width(self) -> float:
         return math.inf if self.median is None else self.median - self.low
 
@@ -665,33 +671,34 @@ class Forecaster:
         ]
         return values, censored
 
-    def aimed(
-        self, entry: Readings, floor: float, moment: float, *, ended: bool, forecast: Finish | None = None
-    ) -> bool:
-        """A check aimed from a learned forecast, planned when the task was last seen ``floor`` seconds after its
-        submit and answered ``moment`` seconds after it, found the task ended or still going: count it to the
-        record of the source that forecasts it, with the chance that source gives of its ending by then (by when
-        the check was answered, not aimed: a check held back by a rate limit finds more tasks ended, and says
-        nothing of the forecast). ``forecast``: the task's forecast read since, if at hand (saves reading one).
-        Whether the source is trusted (``False`` if none forecasts it now)."""
-        if forecast is None:
-            forecast = self.forecast(entry, floor)
-        source = None if forecast is None or forecast.prior else self._by_name.get(forecast.source)
-        if forecast is None or source is None:
+    def aimed(self, entry: Readings, floor: float, moment: float, *, ended: bool, source: str) -> bool:
+        """A check aimed from ``source``'s forecast, planned when the task was last seen ``floor`` seconds after its
+        submit and answered ``moment`` seconds after it, found the task ended or still going: count it to that
+        source's record, with the chance the source gives of its ending by then (by when the check was answered,
+        not aimed: a check held back by a rate limit finds more tasks ended, and says nothing of the forecast).
+        The source that aimed the check is scored, not whichever forecasts the task best by the time the answer
+        comes: blaming a sharper source that has learned enough since for a wider one's late aim would drop a
+        source that tells the truth. ``source`` is ``""`` for a forecast that gave no chance of its own (not
+        scored). Whether the source is trusted (``False`` if it no longer forecasts the task)."""
+        if not source:
+            return True
+        aimer = self._by_name[source]
+        forecast = next((found for found in self.candidates(entry, floor) if found.source == source), None)
+        if forecast is None or forecast.prior:
             return False
-        trusted = not source.late()
+        trusted = not aimer.late()
         chance = forecast.ended_by(moment, floor)
         if chance is None:
             return trusted
-        learned = self._learned[source.name]
-        if source.drift == 0.0:
-            source.rise = tuple(store.version for store in learned)
-        source.aimed(chance, ended)
-        if trusted and source.late():
+        learned = self._learned[aimer.name]
+        if aimer.drift == 0.0:
+            aimer.rise = tuple(store.version for store in learned)
+        aimer.aimed(chance, ended)
+        if trusted and aimer.late():
             # The provider changed about when the evidence began to rise (the CUSUM's estimate of the change):
             # what the source learned before says nothing of what it does now.
             self.alarms += 1
-            for store, version in zip(learned, source.rise, strict=True):
+            for store, version in zip(learned, aimer.rise, strict=True):
                 store.forget_before(version)
         return trusted
 

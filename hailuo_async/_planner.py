@@ -49,6 +49,7 @@ class Entry:
 
     __slots__ = (
         "aim",
+        "aim_source",
         "allowance",
         "callbacks",
         "checks",
@@ -91,6 +92,7 @@ class Entry:
         self.allowance = RISK_ALLOWANCE  # the risk its checks may still take beyond the spread's share
         self.aim = NOT_AIMED  # when (seconds from submit) it was last seen, if its next check was aimed from a
         # learned forecast: that check is scored against the chance the forecast gives it of finding the task ended
+        self.aim_source = ""  # the source that forecast came from ("": one with no chance of its own, not scored)
         self.version = 0
         self.urgent = False  # its next check is likely to find it finished
         self.waiting = False  # its next due moment is only a time to plan again, not a check
@@ -188,8 +190,7 @@ class Planner:
         useful = beat + (skip - 1.0) * step - entry.started
         finish = self.forecaster.forecast(entry, entry.last_seen, step, entry.allowance, useful)
         if entry.aim >= 0.0:  # the check aimed from a learned forecast found the task still going
-            if finish is not None:
-                self.forecaster.aimed(entry, entry.aim, entry.last_seen, ended=False, forecast=finish)
+            self.forecaster.aimed(entry, entry.aim, entry.last_seen, ended=False, source=entry.aim_source)
             entry.aim = NOT_AIMED
         if finish is None or (finish.bound and entry.role == "probe"):
             entry.news = self.forecaster.finishes
@@ -224,6 +225,7 @@ class Planner:
         entry.allowance = finish.allowance_after(entry.allowance, finish.low + step)
         if not finish.prior:  # a prior is wide on purpose: its chances are not scored
             entry.aim = entry.last_seen
+            entry.aim_source = finish.source if finish.chance_given else ""
         if policy.jitter:
             aimed -= self.rng.uniform(0.0, policy.jitter) * (aimed - beat)  # earlier only, never before the beat
         return max(budget, min(aimed, latest))
@@ -235,7 +237,7 @@ class Planner:
         checks find ended far more often than it said (then the low quantile bounds nothing)."""
         found = now - entry.started
         since = entry.last_seen
-        if entry.aim >= 0.0 and self.forecaster.aimed(entry, entry.aim, found, ended=True):
+        if entry.aim >= 0.0 and self.forecaster.aimed(entry, entry.aim, found, ended=True, source=entry.aim_source):
             since = max(since, entry.covered)
         since = min(since, found)
         return (since + found) / 2.0, (found - since) / 2.0

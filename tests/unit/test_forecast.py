@@ -319,7 +319,7 @@ def test_a_source_whose_aimed_checks_keep_finding_tasks_ended_is_not_used_until_
     trusted = []
     for _ in range(6):
         task = Task()
-        trusted.append(forecaster.aimed(task, 0.0, 8.0, ended=True))
+        trusted.append(forecaster.aimed(task, 0.0, 8.0, ended=True, source="durations"))
     assert trusted[:3] == [True] * 3 and not trusted[-1]  # dropped within a handful
     assert durations.level() is None and durations.drift > LATE_ALARM and forecaster.alarms == 1
     assert {f.source for f in forecaster.candidates(Task(), 0.0)} == set()  # nothing forecasts: the beat
@@ -338,11 +338,11 @@ def test_a_source_found_late_forgets_what_it_learned_before_the_provider_changed
     for index in range(300):
         forecaster.finished(f"old{index}", Task(), rng.uniform(15.0, 30.0))
     for _ in range(20):  # checks that told the truth: the record stays at 0
-        forecaster.aimed(Task(), 0.0, 15.0, ended=False)
+        forecaster.aimed(Task(), 0.0, 15.0, ended=False, source="durations")
     assert forecaster.durations.drift == 0.0
     index = 0
     while not forecaster.durations.late():
-        forecaster.aimed(Task(), 0.0, 8.0, ended=True)
+        forecaster.aimed(Task(), 0.0, 8.0, ended=True, source="durations")
         forecaster.finished(f"new{index}", Task(), rng.uniform(5.0, 10.0))
         index += 1
     assert forecaster.alarms == 1 and 0 < index < 10
@@ -356,6 +356,29 @@ def test_a_source_found_late_forgets_what_it_learned_before_the_provider_changed
     assert finish.low < 7.0 and finish.median is not None and finish.median < 10.0
 
 
+def test_an_aimed_check_is_scored_against_the_source_that_aimed_it() -> None:
+    # By the time a check aimed from a wide source is answered, a sharper one may forecast the task best. Scoring
+    # that one for a check it did not aim blamed it for the wide one's late aims: on linear progress, checks aimed
+    # from the progress readings found tasks ended, and the line (all sixteen of its scored checks "late") was
+    # dropped though it told the truth.
+    forecaster = Forecaster(random.Random(3))
+    rng = random.Random(3)
+    for index in range(40):  # durations spread over 10-40 s; each task's estimate within 5 % of its own
+        task = Task()
+        duration = rng.uniform(10.0, 40.0)
+        task.estimate = (0.0, duration * rng.uniform(0.95, 1.05))
+        forecaster.finished(f"t{index}", task, duration)
+    task = Task()
+    task.estimate = (0.0, 30.0)
+    best = forecaster.forecast(task, 0.0)
+    assert best is not None and best.source.startswith("estimate")  # the sharper one
+    assert forecaster.durations.name in {found.source for found in forecaster.candidates(task, 0.0)}
+    for _ in range(3):  # aimed from the durations, found ended 12 s in: a chance for them, none for the estimate
+        assert forecaster.aimed(task, 0.0, 12.0, ended=True, source=forecaster.durations.name)
+    assert forecaster.durations.drift > 0.0
+    assert [source.drift for source in forecaster.sources if source is not forecaster.durations] == [0.0] * 4
+
+
 def test_an_aimed_check_is_scored_with_the_chance_its_forecast_gave() -> None:
     forecaster = Forecaster(random.Random(6))
     for index in range(12):
@@ -366,11 +389,12 @@ def test_an_aimed_check_is_scored_with_the_chance_its_forecast_gave() -> None:
     chance = finish.ended_by(15.0, 0.0)
     assert chance is not None and chance == pytest.approx(1.0 / 13.0)
     assert finish.ended_by(25.5, 0.0) == pytest.approx(0.5, abs=0.05)  # six of twelve ended by then
-    # A low quantile another source brought down has no reading of its own: no chance was given, nothing is scored.
+    # A low quantile another source brought down has no reading of its own: no chance was given, and the planner
+    # aims its check from no source (""): nothing is scored.
     lowered = Finish(5.0, finish.median, "durations")
-    assert lowered.ended_by(8.0, 0.0) is None
+    assert lowered.ended_by(8.0, 0.0) is None and not lowered.chance_given and finish.chance_given
     for _ in range(10):
-        assert forecaster.aimed(Task(), 0.0, 8.0, ended=True, forecast=lowered)
+        assert forecaster.aimed(Task(), 0.0, 8.0, ended=True, source="")
     assert forecaster.durations.drift == 0.0
     # Read as the low quantile was: a forecast put 2 s earlier (finishes known only roughly) is scored 2 s earlier.
     forecaster.finish_error = 2.0
