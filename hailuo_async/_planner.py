@@ -189,9 +189,7 @@ class Planner:
         # A low quantile before ``useful`` means a check on the beat (below): the forecaster need not read lower.
         useful = beat + (skip - 1.0) * step - entry.started
         finish = self.forecaster.forecast(entry, entry.last_seen, step, entry.allowance, useful)
-        if entry.aim >= 0.0:  # the check aimed from a learned forecast found the task still going
-            self.forecaster.aimed(entry, entry.aim, entry.last_seen, ended=False, source=entry.aim_source)
-            entry.aim = NOT_AIMED
+        entry.aim = NOT_AIMED  # a check aimed from a forecast was scored as its answer came (``answered``)
         if finish is None or (finish.bound and entry.role == "probe"):
             entry.news = self.forecaster.finishes
             return max(budget, beat)  # nothing usable known (a probe is what the others wait for): the plain loop
@@ -230,6 +228,20 @@ class Planner:
             aimed -= self.rng.uniform(0.0, policy.jitter) * (aimed - beat)  # earlier only, never before the beat
         return max(budget, min(aimed, latest))
 
+    def answered(self, entry: Entry, moment: float, *, ended: bool) -> None:
+        """A status answer came ``moment`` seconds after the task's submit, found it ``ended`` or still going; called
+        before what it says is kept. A check aimed from a forecast is scored once, on what its source knew when it
+        aimed it, whichever way it went: with the answer's reading kept first, a source would be told where a going
+        task is (its chance of having ended by then falls to next to nothing) but not where an ended one was, and
+        its record would rise on the truth. An ended task's check keeps its aim while the source is trusted: its
+        low quantile then bounds when the task ended (:meth:`duration`)."""
+        if entry.aim < 0.0 or not entry.aim_source:
+            return
+        trusted = self.forecaster.aimed(entry, entry.aim, moment, ended=ended, source=entry.aim_source)
+        entry.aim_source = ""  # scored: an answer after this one (a URL fetch that failed) says nothing new
+        if not (ended and trusted):
+            entry.aim = NOT_AIMED
+
     def duration(self, entry: Entry, now: float) -> tuple[float, float]:
         """How long a task found ended at ``now`` took, and give or take how much: the middle of when it likely
         ended, after its last answer and after the low quantile its last check was aimed from. Should that forecast
@@ -237,7 +249,7 @@ class Planner:
         checks find ended far more often than it said (then the low quantile bounds nothing)."""
         found = now - entry.started
         since = entry.last_seen
-        if entry.aim >= 0.0 and self.forecaster.aimed(entry, entry.aim, found, ended=True, source=entry.aim_source):
+        if entry.aim >= 0.0:  # aimed from a forecast whose source was still trusted when the answer came
             since = max(since, entry.covered)
         since = min(since, found)
         return (since + found) / 2.0, (found - since) / 2.0

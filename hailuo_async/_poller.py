@@ -54,6 +54,8 @@ logger = logging.getLogger("hailuo_async")
 Outcome = Generation | HailuoError
 Callback = Callable[[Outcome], None]
 
+_ENDED = (TaskState.COMPLETED, TaskState.FAILED)
+
 
 class Poller:
     """Checks the status of every tracked task; resolves each task's callbacks with its outcome."""
@@ -153,7 +155,7 @@ class Poller:
             self.unknown_deliveries += 1
             logger.debug("hailuo_async: webhook for a task this client does not track")
             return False
-        if status is None or status.state not in (TaskState.COMPLETED, TaskState.FAILED):
+        if status is None or status.state not in _ENDED:
             return True  # news that it runs: the poller's plan stands
         self.deliveries += 1
         now = self.clock.monotonic()
@@ -355,6 +357,7 @@ class Poller:
         entry.checks += 1
         now = self.clock.monotonic()
         self._note_status(entry, status)
+        self._planner.answered(entry, now - entry.started, ended=status.state in _ENDED)
         self._forecaster.observe(entry, status, now - entry.started)
         if status.state is TaskState.COMPLETED:
             await self._complete(entry, status, now)
