@@ -1,14 +1,15 @@
 """The shared status poller against plain per-task polling loops, in virtual time, on all three providers.
 
     python -m benchmarks.bench_poller [--items N] [--providers apimart toapis minimax] [--rows linear none ...]
-                                      [--quick] [--plot] [--output-dir benchmarks/results]
+                                      [--quick] [--plot] [--output-dir benchmarks/results] [--latency 0.3]
 
 Every run plays one (row, provider, contender) on a fresh :class:`~hailuo_async.FakeClock` against a fresh
 in-process simulator: the simulator's own :class:`~hailuo_async.simulator._state.SimState` (task lifecycles,
 progress shapes, queueing, rate limiters) and dialects (the providers' bodies and errors), answered through a
 :class:`~hailuo_async.MockTransport` handler that does what the simulator's HTTP pipeline does for submit, status and
 MiniMax's ``files/retrieve`` (rate limit first: 429, or MiniMax's ``base_resp`` 1002, with the true ``Retry-After``),
-after a virtual latency of :data:`LATENCY` per request. No sockets, no network: hours of polling take a second.
+after a virtual latency per request (:data:`LATENCY`, or ``--latency``). No sockets, no network: hours of polling take
+a second.
 
 Rows: one per progress shape (``linear``, ``none``, ``steps``, ``concave``, ``convex``, ``stall``), late/long
 queueing, log-normal durations, the common rate limiters (token bucket with small and large bursts, fixed windows
@@ -280,8 +281,8 @@ _TOAPIS_TASK_TYPE = "video"
 class InProcessProvider:
     """One provider of the simulator, without HTTP: what ``_Api`` does for submit, status (and toapis' look-up by
     ``client_business_id``) and MiniMax's ``files/retrieve``, rate limit included. Every request first waits
-    :data:`LATENCY` virtual seconds; the answer is then given at once. Counts requests and 429s per route, and when
-    each accepted request arrived.
+    ``latency`` virtual seconds (the run's, :data:`LATENCY` by default); the answer is then given at once. Counts
+    requests and 429s per route, and when each accepted request arrived.
 
     Webhooks, as the simulator's ``WebhookSender`` sends them but without HTTP: a submit whose body carries a
     callback URL (``callback_target``: apimart's ``webhook`` plus ``/callback``, toapis' ``metadata.callback_url``,
@@ -707,16 +708,16 @@ async def run_loops(
 # -- one run, its figures --------------------------------------------------------------------------------------------
 
 
-def earliest_arrivals(count: int, limit: RateLimit | None, start: float) -> list[float]:
+def earliest_arrivals(count: int, limit: RateLimit | None, start: float, *, latency: float = LATENCY) -> list[float]:
     """When each of ``count`` submits could reach the provider at the earliest, in input order: at most
-    :data:`CONCURRENCY` in flight, each taking :data:`LATENCY`, and each accepted by the row's limiter (the
+    :data:`CONCURRENCY` in flight, each taking ``latency``, and each accepted by the row's limiter (the
     simulator's own, played on its own clock by a client that knows when to send and sends nothing else)."""
     moment = [start]
     limiters = RateLimiters(lambda: moment[0])
     arrivals: list[float] = []
     for index in range(count):
         sent = arrivals[index - CONCURRENCY] if index >= CONCURRENCY else start
-        moment[0] = max(sent + LATENCY, arrivals[-1] if arrivals else start)
+        moment[0] = max(sent + latency, arrivals[-1] if arrivals else start)
         if limit is not None:
             while (wait := limiters.take("bound", API_KEY, limit)) is not None:
                 moment[0] += wait
@@ -725,7 +726,7 @@ def earliest_arrivals(count: int, limit: RateLimit | None, start: float) -> list
 
 
 def lower_bound(
-    generation_times: Sequence[float], limit: RateLimit | None, start: float, *, minimax: bool
+    generation_times: Sequence[float], limit: RateLimit | None, start: float, *, minimax: bool, latency: float = LATENCY
 ) -> tuple[float, float]:
     """Two references for the makespan, both with items in input order and a result in the caller's hands the moment
     its task is ready (MiniMax: one ``files/retrieve`` latency later):
@@ -734,11 +735,11 @@ def lower_bound(
       burst or a fresh window counts; status requests are not charged to the limit, so no contender can beat it;
     - the pace reference: item ``i`` submitted at ``i / rate`` (0 without a limit), plus one latency; a burst or a
       large window lets a contender beat this one (ratio below 1)."""
-    extra = LATENCY if minimax else 0.0
-    arrivals = earliest_arrivals(len(generation_times), limit, start)
+    extra = latency if minimax else 0.0
+    arrivals = earliest_arrivals(len(generation_times), limit, start, latency=latency)
     bound = max(arrival - start + seconds for arrival, seconds in zip(arrivals, generation_times, strict=True))
     rate = None if limit is None else limit.rate
-    pace = max((index / rate if rate else 0.0) + LATENCY + seconds for index, seconds in enumerate(generation_times))
+    pace = max((index / rate if rate else 0.0) + latency + seconds for index, seconds in enumerate(generation_times))
     return bound + extra, pace + extra
 
 
@@ -747,7 +748,7 @@ REQUIRED_PER_ITEM: dict[ProviderKey, int] = {"apimart": 2, "toapis": 2, "minimax
 task done; on MiniMax also the ``files/retrieve`` that turns its file id into the video's URL."""
 
 
-def request_floor(count: int, limit: RateLimit | None, start: float) -> float | None:
+def request_floor(count: int, limit: RateLimit | None, start: float, *, latency: float = LATENCY) -> float | None:
     """The least time in which ``count`` requests can all be answered under ``limit`` (``None`` without one): each
     sent the moment the row's limiter (the simulator's own, on its own clock) would accept it, plus one latency. No
     client can get its last result sooner, whatever it polls and whatever the generation times; where it exceeds
@@ -759,7 +760,7 @@ def request_floor(count: int, limit: RateLimit | None, start: float) -> float | 
     for _ in range(count):
         while (wait := limiters.take("floor", API_KEY, limit)) is not None:
             moment[0] += wait
-    return moment[0] - start + LATENCY
+    return moment[0] - start + latency
 
 
 def _round(value: float | None, digits: int = 4) -> float | None:
@@ -777,6 +778,7 @@ class Run:
     seed: int
     settle: int
     submit_budget: bool
+    latency: float = LATENCY
     clock: FakeClock = field(init=False)
     sim: InProcessProvider = field(init=False)
     recorder: Recorder = field(init=False)
@@ -784,7 +786,7 @@ class Run:
 
     def __post_init__(self) -> None:
         self.clock = FakeClock(settle=self.settle)
-        self.sim = InProcessProvider(self.provider, self.row.config(self.seed), self.clock, LATENCY)
+        self.sim = InProcessProvider(self.provider, self.row.config(self.seed), self.clock, self.latency)
         self.recorder = Recorder(self.clock)
         self.start = self.clock.monotonic()
 
@@ -871,8 +873,10 @@ def figures(run: Run, wall: float) -> dict[str, Any]:
     generation_times = [by_prompt[text].gen_time if text in by_prompt else 0.0 for text in texts]
     bound = pace = None
     if tasks:
-        bound, pace = lower_bound(generation_times, row.rate_limit, start, minimax=provider == "minimax")
-    floor = request_floor(REQUIRED_PER_ITEM[provider] * items, row.rate_limit, start)
+        bound, pace = lower_bound(
+            generation_times, row.rate_limit, start, minimax=provider == "minimax", latency=run.latency
+        )
+    floor = request_floor(REQUIRED_PER_ITEM[provider] * items, row.rate_limit, start, latency=run.latency)
     last_result = max(recorder.arrivals.values(), default=None)
     makespan = None if last_result is None else last_result - start
     created = sorted(task.created for task in tasks)
@@ -1264,8 +1268,9 @@ def render(report: dict[str, Any]) -> str:
         f"- machine: {info['cpu_model']}, {info['cores']} cores, {info['implementation']} {info['python']}; "
         f"hailuo_async {info['hailuo_async']}",
         f"- MiniMax submit budget: {budget_note}",
-        f"- items per row: {report['items_note']}; seed {report['seed']}; latency {LATENCY:g} s per request; "
-        f"{CONCURRENCY} submits in flight for every contender; FakeClock settle {report['settle']}",
+        f"- items per row: {report['items_note']}; seed {report['seed']}; "
+        f"latency {report['latency_s']:g} s per request; {CONCURRENCY} submits in flight for every contender; "
+        f"FakeClock settle {report['settle']}",
         "",
         "Rows: " + "; ".join(f"`{row['key']}` {row['title']}" for row in report["rows"]) + ".",
         "",
@@ -1374,6 +1379,7 @@ def run_matrix(
     submit_budget: bool,
     timeout: float | None = None,
     progress: Callable[[str], None] | None = None,
+    latency: float = LATENCY,
 ) -> list[dict[str, Any]]:
     """Every (row, provider, contender) run, in order; ``timeout``: real seconds each run may take."""
     runs: list[dict[str, Any]] = []
@@ -1381,7 +1387,8 @@ def run_matrix(
         for provider in providers:
             for racer in row_contenders(row, racers):
                 run = play(
-                    Run(row, provider, racer, row.items(items, quick), seed, settle, submit_budget), timeout=timeout
+                    Run(row, provider, racer, row.items(items, quick), seed, settle, submit_budget, latency),
+                    timeout=timeout,
                 )
                 runs.append(run)
                 if progress is not None:
@@ -1422,10 +1429,18 @@ def main(argv: list[str] | None = None) -> int:
         default=30.0,
         help="real seconds one run may take before it is stopped and reported as timed out (default 30; 0: none)",
     )
+    parser.add_argument(
+        "--latency",
+        type=float,
+        default=LATENCY,
+        help=f"virtual seconds every request takes to be answered (default {LATENCY:g}; real providers: 0.2-1)",
+    )
     parser.add_argument("--code-note", default="", help="what code is measured, in place of the commit (snapshots)")
     args = parser.parse_args(argv)
     if args.items is not None and args.items < 1:
         parser.error("--items must be >= 1")
+    if not 0.0 <= args.latency <= 5.0:
+        parser.error("--latency must be between 0 and 5 seconds")
 
     rows = [row for row in ROWS if row.key in args.rows]
     providers: list[ProviderKey] = [p for p in PROVIDERS if p in args.providers]
@@ -1445,6 +1460,7 @@ def main(argv: list[str] | None = None) -> int:
         submit_budget=args.minimax_submit_budget,
         timeout=args.run_timeout or None,
         progress=(lambda line: print(line, flush=True)) if args.verbose else None,
+        latency=args.latency,
     )
     if args.items is not None:
         items_note = f"{args.items}"
@@ -1461,7 +1477,7 @@ def main(argv: list[str] | None = None) -> int:
         "code_note": args.code_note,
         "seed": args.seed,
         "settle": args.settle,
-        "latency_s": LATENCY,
+        "latency_s": args.latency,
         "concurrency": CONCURRENCY,
         "submit_budget": args.minimax_submit_budget,
         "items_note": items_note,
@@ -1494,7 +1510,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         for path in written:
             print(f"wrote {path}")
-        if args.output_dir.resolve() == RESULTS.resolve() and args.stem == "poller" and set(args.rows) == set(ROW_KEYS):
+        full = set(args.rows) == set(ROW_KEYS) and args.latency == LATENCY
+        if args.output_dir.resolve() == RESULTS.resolve() and args.stem == "poller" and full:
             publish(report)
             print("wrote the poller section of README.md")
     return 0
@@ -1515,7 +1532,7 @@ def publish(report: dict[str, Any]) -> None:
         return
     lines = [
         f"Command `{report['command']}`, {report['date']}; {report['items_note']} items per row, "
-        f"{LATENCY:g} s per request (full tables and every goal check: `benchmarks/results/poller.md`).",
+        f"{report['latency_s']:g} s per request (full tables and every goal check: `benchmarks/results/poller.md`).",
         "",
         *poller_summary(report),
         "",

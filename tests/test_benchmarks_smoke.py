@@ -67,13 +67,14 @@ def test_smoke_run_writes_a_well_formed_report(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(60)
 def test_poller_benchmark_writes_a_well_formed_report(tmp_path: Path) -> None:
-    """``python -m benchmarks.bench_poller`` at a tiny size (12 items, one provider, one row, the table's contenders)
-    exits 0 and writes a well-formed report; in virtual time it takes a second or two."""
+    """``python -m benchmarks.bench_poller`` at a tiny size (12 items, one provider, one row, the table's contenders,
+    a round trip of 0.2 s) exits 0 and writes a well-formed report; in virtual time it takes a second or two."""
     command = ["benchmarks.bench_poller", "--quick", "--items", "12", "--providers", "toapis", "--rows", "linear"]
-    run_module(*command, "--output-dir", str(tmp_path), "--stem", "tiny", timeout=50)
+    run_module(*command, "--latency", "0.2", "--output-dir", str(tmp_path), "--stem", "tiny", timeout=50)
 
     report = json.loads((tmp_path / "tiny.json").read_text())
     assert (tmp_path / "tiny.md").read_text().startswith("# The shared poller against plain polling loops")
+    assert report["latency_s"] == 0.2 and "latency 0.2 s per request" in (tmp_path / "tiny.md").read_text()
     assert report["command"].startswith("python -m benchmarks.bench_poller")
     assert report["providers"] == ["toapis"]
     assert [row["key"] for row in report["rows"]] == ["linear"]
@@ -154,4 +155,5 @@ def test_request_floor_counts_what_the_limiter_lets_through() -> None:
     window = RateLimit(kind="fixed_window", rate=20.0, window=1.0)
     assert request_floor(41, window, 0.0) == pytest.approx(2.0 + LATENCY, abs=0.06)  # the third window's first
     assert request_floor(100, None, 0.0) is None
+    assert request_floor(20, bucket, 0.0, latency=0.3) == pytest.approx(0.3)  # the burst, answered a round trip later
     assert REQUIRED_PER_ITEM["minimax"] == REQUIRED_PER_ITEM["apimart"] + 1
