@@ -117,7 +117,9 @@ source is used, only the checks that find tasks going bring the sum down: finish
 old tasks as it starts new, faster ones would fade the evidence as fast as it comes. A check given a 5 % chance that
 finds the task ended adds 1.9 (one that finds it going takes 0.4 off), one given a third adds 0.9: a source whose
 forecasts come a whole spread late is dropped within five to ten such tasks; a truthful one, in a few batches of a
-hundred (at 1,500 checks each), costing checks on the beat until it is back, not lag."""
+hundred (at 1,500 checks each), costing checks on the beat until it is back, not lag. While the sum is above 0, the
+checks aimed from the source reach less far (``Planner.reach``): a provider that got faster than the batch showed
+is caught by checks still near enough to tell, not a whole ``max_interval`` after the evidence began."""
 
 
 class Readings(Protocol):
@@ -405,7 +407,7 @@ class Forecaster:
         self.watch_version = 0  # counts changes of the watched tasks: what was read from them holds while unchanged
         self.probes_taken = 0
         self.finishes = 0  # tasks finished so far
-        self.alarms = 0  # times a source was found to forecast late (the poller then plans aimed checks again)
+        self.alarms = 0  # times a source was dropped, late or by the audits (the poller then plans aimed checks again)
         self.finish_error = 0.0  # give or take how much (s) the finishes learned from were known, smoothed
 
     # -- what each task is -------------------------------------------------------------------------------
@@ -521,8 +523,11 @@ class Forecaster:
                 self.sources[index].sample.add(multiplier, scale)
                 self.line_readings.add(progress, multiplier, scale)
         if entry.trials:
+            used = [source for source in self.sources if source.level() is not None]
             for name, low in entry.trials:
                 self._by_name[name].score(duration < low)
+            if any(source.level() is None for source in used):
+                self.alarms += 1  # an audit dropped a source: checks aimed from it are planned again too
 
     # -- forecasts -----------------------------------------------------------------------------------------
 
@@ -701,6 +706,12 @@ class Forecaster:
             for store, version in zip(learned, aimer.rise, strict=True):
                 store.forget_before(version)
         return trusted
+
+    def suspicion(self, source: str) -> float:
+        """The evidence that ``source``'s forecasts come late: the sum :data:`LATE_ODDS` describes, 0 while its aimed
+        checks find tasks ended as often as it said (0 for a name that is no source)."""
+        found = self._by_name.get(source)
+        return 0.0 if found is None else found.drift
 
     def trials(self, entry: Readings, floor: float) -> list[tuple[str, float]]:
         """Every usable source's low quantile for an audited task, to score once its finish is known."""

@@ -218,6 +218,7 @@ class Planner:
             # Too little to skip for the risk: a beat of the loop (the low quantile's slack would only add lag).
             entry.news = self.forecaster.finishes
             return max(budget, beat)
+        latest = max(beat, seen + self.reach(finish.source))
         entry.urgent = finish.median is not None and aimed >= entry.started + finish.median
         entry.covered = max(entry.covered, finish.low)
         entry.allowance = finish.allowance_after(entry.allowance, finish.low + step)
@@ -227,6 +228,22 @@ class Planner:
         if policy.jitter:
             aimed -= self.rng.uniform(0.0, policy.jitter) * (aimed - beat)  # earlier only, never before the beat
         return max(budget, min(aimed, latest))
+
+    def reach(self, source: str) -> float:
+        """The longest gap a check aimed from ``source``'s forecast may leave after the task's last sighting:
+        ``max_interval`` while the source's aimed checks find tasks ended as often as it says, ``max_interval /
+        (1 + s)`` while they give evidence ``s`` that its forecasts come late (:meth:`Forecaster.suspicion`). A
+        provider that suddenly got faster than anything the batch has shown is found by checks that reach ever less
+        far as the evidence grows, rather than a whole ``max_interval`` apart until the source is dropped."""
+        return self.policy.max_interval / (1.0 + self.forecaster.suspicion(source))
+
+    def within_reach(self, entry: Entry, due: float) -> float:
+        """When a check aimed from ``entry.aim_source`` and due at ``due`` (monotonic) comes now that the source
+        reaches :meth:`reach` after the task's last sighting: no later, and never before the loop's budget."""
+        edge = entry.started + entry.last_seen + self.reach(entry.aim_source)
+        if due <= edge:
+            return due
+        return max(edge, entry.started + (entry.checks + 1) * entry.lag)
 
     def answered(self, entry: Entry, moment: float, *, ended: bool) -> None:
         """A status answer came ``moment`` seconds after the task's submit, found it ``ended`` or still going; called

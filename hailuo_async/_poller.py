@@ -100,6 +100,7 @@ class Poller:
         self.deliveries = 0  # webhook deliveries that brought a tracked task's end
         self.unknown_deliveries = 0  # deliveries about tasks this client does not track
         self._news_planned = -math.inf  # when the waiting tasks were last planned again on news
+        self._brought_in: dict[str, tuple[float, float]] = {}  # per source: the reach last enforced, and when
         self._retrier = Retrier(retry, clock=clock)
         self._unknown_words: set[str] = set()
         self.errors = 0
@@ -297,7 +298,7 @@ class Poller:
         alarms = self._forecaster.alarms
         duration = (now - entry.started, 0.0) if exact else self._planner.duration(entry, now)
         self._forecaster.finished(entry.task.task_id, entry, *duration)
-        if self._forecaster.alarms != alarms:
+        if self._forecaster.alarms != alarms:  # an audited finish dropped a source
             self._aim_again(now)
         if self._waiting and now - self._news_planned >= 1.0:
             self._news_planned = now
@@ -314,6 +315,26 @@ class Poller:
                 if entry is not None and entry.version == version and entry.aim >= 0.0:
                     entry.aim = NOT_AIMED  # withdrawn, not answered: it tells the source's record nothing
                     self._plan(entry, now)
+
+    def _bring_in(self, source: str, now: float) -> None:
+        """An answer gave evidence that ``source``'s forecasts come late: the checks already aimed from it further out
+        than it now reaches (``Planner.reach``) come in to that reach. A pass over the heaps costs as many steps as
+        tasks are tracked, so one is made only once the reach has halved since the last, or that one is older than
+        the reach (checks aimed meanwhile, while the evidence had faded, may reach further again): a few per
+        ``max_interval``, however large the batch and however often the evidence moves."""
+        reach = self._planner.reach(source)
+        last, when = self._brought_in.get(source, (math.inf, -math.inf))
+        if reach > 0.5 * last and now - when < reach:
+            return
+        self._brought_in[source] = (reach, now)
+        for heap in (self._heap, self._routine):
+            for due, _, task_id, version in list(heap):
+                entry = self._entries.get(task_id)
+                if entry is None or entry.version != version or entry.aim < 0.0 or entry.aim_source != source:
+                    continue
+                moved = self._planner.within_reach(entry, due)
+                if moved < due:
+                    self._schedule(entry, max(now, moved))
 
     # -- one check ----------------------------------------------------------------------------------------
 
@@ -357,7 +378,13 @@ class Poller:
         entry.checks += 1
         now = self.clock.monotonic()
         self._note_status(entry, status)
+        alarms, source = self._forecaster.alarms, entry.aim_source
+        suspicion = self._forecaster.suspicion(source)
         self._planner.answered(entry, now - entry.started, ended=status.state in _ENDED)
+        if self._forecaster.alarms != alarms:  # the answer showed a source's forecasts come late: not used now
+            self._aim_again(now)
+        elif self._forecaster.suspicion(source) > suspicion:  # some evidence that they do: they reach less far
+            self._bring_in(source, now)
         self._forecaster.observe(entry, status, now - entry.started)
         if status.state is TaskState.COMPLETED:
             await self._complete(entry, status, now)

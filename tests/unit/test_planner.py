@@ -5,6 +5,7 @@ nothing is known, a jump past what the forecast says cannot be the finish, waits
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 
 from hailuo_async import FakeClock, GenerationRequest, HttpRequest, HttpResponse, MockTransport, PollPolicy, Task
 from hailuo_async._config import RetryPolicy
-from hailuo_async._forecast import Forecaster
+from hailuo_async._forecast import LATE_ALARM, Forecaster
 from hailuo_async._models import TaskState, TaskStatus
 from hailuo_async._pacer import RequestPacer
 from hailuo_async._planner import Entry, Planner
@@ -173,6 +174,25 @@ def test_no_gap_beyond_max_interval() -> None:
     assert plan.next_check(entry, 0.0) == pytest.approx(30.0)
 
 
+def test_a_source_whose_checks_find_tasks_ended_early_reaches_less_far() -> None:
+    # Durations of 600 s learned: a new task's check goes as far as max_interval allows. Evidence that the durations
+    # come late (their aimed checks found tasks ended when they said that was unlikely) shortens that reach: to
+    # max_interval / (1 + evidence), and a check already aimed further comes in to it, never before the loop's budget.
+    plan = planner(max_interval=60.0)
+    teach(plan, [600.0 + i for i in range(40)])
+    entry = planned(plan)
+    assert plan.reach("durations") == pytest.approx(60.0)
+    assert plan.next_check(entry, 0.0) == pytest.approx(60.0)
+    assert entry.aim_source == "durations"
+    plan.forecaster.durations.drift = 2.0
+    assert plan.reach("durations") == pytest.approx(20.0) and plan.reach("progress") == pytest.approx(60.0)
+    assert plan.within_reach(entry, 60.0) == pytest.approx(20.0)  # last seen at its submit
+    assert plan.within_reach(entry, 15.0) == pytest.approx(15.0)  # within reach already: unchanged
+    entry.checks = 15
+    assert plan.within_reach(entry, 60.0) == pytest.approx(16 * LAG)  # never more checks than the loop
+    assert plan.next_check(planned(plan), 0.0) == pytest.approx(20.0)
+
+
 def test_audits_are_polled_like_the_loop_and_record_every_source() -> None:
     plan = planner()
     teach(plan, [10.0 + 0.2 * i for i in range(40)])
@@ -235,10 +255,10 @@ def _never(request: HttpRequest) -> HttpResponse:
     raise AssertionError("no request is sent in these tests")
 
 
-def _poller(clock: FakeClock) -> Poller:
+def _poller(clock: FakeClock, answer: Callable[[HttpRequest], HttpResponse] = _never) -> Poller:
     return Poller(
         provider=get_provider("apimart"),
-        sender=PacedSender(MockTransport(_never), RequestPacer(clock), rate_limit_default=1.0),
+        sender=PacedSender(MockTransport(answer), RequestPacer(clock), rate_limit_default=1.0),
         policy=PollPolicy(jitter=0.0),
         retry=RetryPolicy(),
         clock=clock,
@@ -305,6 +325,76 @@ async def test_a_task_whose_wait_is_cut_short_by_max_interval_still_hears_the_fi
     clock.advance(1.0)
     poller._learn(probes[0], clock.monotonic(), exact=True)  # the first finish
     assert _due(poller, entry) <= clock.monotonic() + LAG  # planned again on the news: a beat away, not at 60 s
+
+
+@pytest.mark.anyio
+async def test_checks_aimed_far_come_in_as_evidence_grows_that_their_source_is_late() -> None:
+    # Durations of 600 s learned: every task's check is aimed a whole max_interval (60 s) out. A check from that
+    # source then finds its task ended 10 s in, which the source gave a small chance: the checks already aimed from
+    # it come in to the shorter reach that evidence allows. Once a find drops the source, they are planned again
+    # without it (here: the plain loop, nothing else being known), not left to find their tasks ended long before.
+    clock = FakeClock()
+    poller = _poller(clock, _all_completed)
+    teach(poller._planner, [600.0 + i for i in range(40)])
+    poller._forecaster.probes_taken = Forecaster.PROBES
+    poller._forecaster.AUDIT = 0.0
+    start = clock.monotonic()
+    for index in range(6):
+        poller.track(task(f"t{index}", clock.time()), lambda outcome: None, deadline=None)
+    entries = [poller._entries[f"t{index}"] for index in range(6)]
+    assert all(_due(poller, entry) == pytest.approx(start + 60.0) for entry in entries)
+    assert all(entry.aim_source == "durations" for entry in entries)
+    clock.advance(10.0)
+    durations = poller._forecaster.durations
+
+    await _check_now(poller, entries[0])  # a surprise: ended 10 s in
+    assert 1.0 < durations.drift < LATE_ALARM
+    reach = 60.0 / (1.0 + durations.drift)
+    assert all(_due(poller, entry) == pytest.approx(start + reach) for entry in entries[1:])
+
+    durations.drift = LATE_ALARM - 0.5  # one more such find drops the source
+    await _check_now(poller, entries[1])
+    assert durations.level() is None
+    assert all(_due(poller, entry) <= clock.monotonic() + LAG for entry in entries[2:])
+
+
+@pytest.mark.anyio
+async def test_checks_aimed_from_a_source_the_audits_drop_are_planned_again() -> None:
+    # The audits (tasks polled like the loop) score every source too: one more miss takes the durations past what
+    # they may miss, and they are not used. The checks already aimed from them, a whole max_interval out, are planned
+    # again on what is known now, as when their own checks show them late.
+    clock = FakeClock()
+    poller = _poller(clock)
+    teach(poller._planner, [600.0 + i for i in range(40)])
+    poller._forecaster.probes_taken = Forecaster.PROBES
+    poller._forecaster.AUDIT = 0.0
+    for index in range(3):
+        poller.track(task(f"t{index}", clock.time()), lambda outcome: None, deadline=None)
+    entries = [poller._entries[f"t{index}"] for index in range(3)]
+    durations = poller._forecaster.durations
+    durations.scored, durations.misses = 20.0, 2.3  # just under DROP times the promised rate
+    assert durations.level() is not None
+    clock.advance(10.0)
+    audit = Entry(task("audit"), clock.monotonic() - 50.0, None)
+    audit.trials = [("durations", 600.0)]
+    poller._learn(audit, clock.monotonic(), exact=True)  # it took 50 s where the durations said at least 600
+    assert durations.level() is None
+    assert all(_due(poller, entry) <= clock.monotonic() + LAG for entry in entries)
+
+
+async def _check_now(poller: Poller, entry: Entry) -> None:
+    """Send ``entry``'s check now, as the loop does once it is due (out of the schedule, in flight)."""
+    entry.version += 1
+    await poller._check(entry)
+
+
+def _all_completed(request: HttpRequest) -> HttpResponse:
+    task_id = request.path.rsplit("/", 1)[-1].split("?")[0]
+    body = (
+        b'{"code":200,"data":{"id":"%s","status":"completed","progress":100,'
+        b'"result":{"videos":[{"url":["https://cdn.example/%s.mp4"]}]}}}' % (task_id.encode(), task_id.encode())
+    )
+    return HttpResponse(status=200, body=body)
 
 
 def _due(poller: Poller, entry: Entry) -> float:
