@@ -84,42 +84,34 @@ async def test_many_tasks_few_requests_and_prompt_detection() -> None:
     assert lags[int(0.95 * len(lags))] <= 2.0, lags[-10:]  # max_lag, the contract
 
 
-async def test_a_provider_that_gets_faster_mid_batch_is_noticed_from_the_checks_themselves() -> None:
+@pytest.mark.parametrize(
+    ("seed", "slow", "fast", "count", "settle"),
+    [
+        pytest.param(11, (15.0, 30.0), (5.0, 10.0), 300, 20, id="15-30 s then 5-10 s"),
+        pytest.param(3, (150.0, 300.0), (50.0, 100.0), 200, 100, id="150-300 s then 50-100 s"),
+    ],
+)
+async def test_a_provider_that_gets_faster_mid_batch_is_noticed_from_the_checks_themselves(
+    seed: int, slow: tuple[float, float], fast: tuple[float, float], count: int, settle: int
+) -> None:
     # MiniMax (no progress, no estimate: only the batch's durations to go by), its 20 submits a minute: the first
-    # 100 tasks take 15-30 s, the next 200 5-10 s. Learned from the first, the durations say a task cannot end
-    # before 15 s, and each new task's first check went there: found 5-10 s after it ended, until the 2 % audited
-    # at random told (p95 9 s). The checks aimed from that forecast kept finding tasks ended when it gave them a
-    # few percent: within a few tasks it is not used, the checks already aimed from it are planned again, and the
-    # batch's fast durations take over.
-    random.seed(11)
-    rng = random.Random(11)
-    clock = FakeClock()
-    durations = {f"p{i}": rng.uniform(15, 30) if i < 100 else rng.uniform(5, 10) for i in range(300)}
+    # 100 tasks are slow, the rest three times as fast. Learned from the first, the durations say a new task cannot
+    # end for a while, and its first check goes there (at most max_interval, 60 s, out): found long after it ended,
+    # until the 2 % audited at random told (15-30 s then 5-10 s: p95 9 s). With tasks ten times as long, most fast
+    # ones outlived that first check and waited another 60 s (p95 38 s). The checks aimed from that forecast keep
+    # finding tasks ended when it gave them a few percent: each such find shortens how far its checks reach and
+    # brings in those already aimed; within a few tasks it is not used, the checks aimed from it are planned again,
+    # and the batch's fast durations take over.
+    random.seed(seed)
+    rng = random.Random(seed)
+    clock = FakeClock(settle=settle)  # 100: enough turns for every due check to go out before the clock jumps
+    durations = {f"p{i}": rng.uniform(*slow) if i < 100 else rng.uniform(*fast) for i in range(count)}
     gw = FakeGateway(clock, provider="minimax", durations=lambda p: durations[p])
     async with make_client(gw, clock) as client:
         results = await client.gather_generations(list(durations))
     assert all(isinstance(r, Generation) for r in results)
     lags = sorted(t.completed_seen_at - (t.created + t.duration) for t in gw.tasks.values() if t.completed_seen_at)
-    assert len(lags) == 300
-    assert lags[int(0.95 * len(lags))] <= 2.0, lags[-20:]
-
-
-async def test_long_tasks_that_get_faster_are_caught_by_checks_that_reach_less_far() -> None:
-    # MiniMax again, at its 20 submits a minute, with tasks ten times as long: 100 of 150-300 s, then 100 of 50-100 s.
-    # Learned from the first, the durations put each fast task's check a whole max_interval (60 s) out; most fast
-    # tasks outlive it and were checked again 60 s later, found up to 58 s after they ended (p95 38 s), since nothing
-    # had yet shown the durations wrong. Now each check that finds a task ended against the odds the durations gave
-    # shortens how far their checks reach, the checks already aimed come in, and the source is soon dropped.
-    random.seed(3)
-    rng = random.Random(3)
-    clock = FakeClock(settle=100)  # enough turns for every due check to go out before the clock jumps
-    durations = {f"p{i}": rng.uniform(150, 300) if i < 100 else rng.uniform(50, 100) for i in range(200)}
-    gw = FakeGateway(clock, provider="minimax", durations=lambda p: durations[p])
-    async with make_client(gw, clock) as client:
-        results = await client.gather_generations(list(durations))
-    assert all(isinstance(r, Generation) for r in results)
-    lags = sorted(t.completed_seen_at - (t.created + t.duration) for t in gw.tasks.values() if t.completed_seen_at)
-    assert len(lags) == 200
+    assert len(lags) == count
     assert lags[int(0.95 * len(lags))] <= 2.0, lags[-20:]
 
 
