@@ -309,12 +309,9 @@ class Poller:
     def _aim_again(self, now: float) -> None:
         """A source was found to forecast late: every check aimed from a forecast and not yet sent is planned again
         on what is known now (without that source), rather than left to find its task ended long before."""
-        for heap in (self._heap, self._routine):
-            for _, _, task_id, version in list(heap):
-                entry = self._entries.get(task_id)
-                if entry is not None and entry.version == version and entry.aim >= 0.0:
-                    entry.aim = NOT_AIMED  # withdrawn, not answered: it tells the source's record nothing
-                    self._plan(entry, now)
+        for _, entry in self._aimed():
+            entry.aim = NOT_AIMED  # withdrawn, not answered: it tells the source's record nothing
+            self._plan(entry, now)
 
     def _bring_in(self, source: str, now: float) -> None:
         """An answer gave evidence that ``source``'s forecasts come late: the checks already aimed from it further out
@@ -327,14 +324,20 @@ class Poller:
         if reach > 0.5 * last and now - when < reach:
             return
         self._brought_in[source] = (reach, now)
+        for due, entry in self._aimed():
+            moved = self._planner.within_reach(entry, due) if entry.aim_source == source else due
+            if moved < due:
+                self._schedule(entry, max(now, moved))
+
+    def _aimed(self) -> list[tuple[float, Entry]]:
+        """Every check aimed from a forecast and not yet sent, with when it is due (read before any is moved)."""
+        found: list[tuple[float, Entry]] = []
         for heap in (self._heap, self._routine):
-            for due, _, task_id, version in list(heap):
+            for due, _, task_id, version in heap:
                 entry = self._entries.get(task_id)
-                if entry is None or entry.version != version or entry.aim < 0.0 or entry.aim_source != source:
-                    continue
-                moved = self._planner.within_reach(entry, due)
-                if moved < due:
-                    self._schedule(entry, max(now, moved))
+                if entry is not None and entry.version == version and entry.aim >= 0.0:
+                    found.append((due, entry))
+        return found
 
     # -- one check ----------------------------------------------------------------------------------------
 
