@@ -178,7 +178,7 @@ class Planner:
         seen = entry.started + entry.last_seen  # the last answer that found it going (or its submit)
         step = max(self.AIM * lag - self.latency - self.fetch - 0.5 * self.grid, min(policy.min_interval, 0.5 * lag))
         beat = max(now, seen + step)  # the loop's next beat: one step after the last sighting, or now if overdue
-        budget = entry.started + (entry.checks + 1) * lag  # the loop at max_lag sends no earlier
+        budget = self.budget(entry)
         entry.waiting = entry.urgent = entry.listening = False
         entry.news = None
         if entry.role == "audit":
@@ -243,7 +243,12 @@ class Planner:
         edge = entry.started + entry.last_seen + self.reach(entry.aim_source)
         if due <= edge:
             return due
-        return max(edge, entry.started + (entry.checks + 1) * entry.lag)
+        return max(edge, self.budget(entry))
+
+    @staticmethod
+    def budget(entry: Entry) -> float:
+        """The earliest its next check may go (monotonic): a loop at its ``max_lag`` sends no earlier."""
+        return entry.started + (entry.checks + 1) * entry.lag
 
     def answered(self, entry: Entry, moment: float, *, ended: bool) -> None:
         """A status answer came ``moment`` seconds after the task's submit, found it ``ended`` or still going; called
